@@ -1,0 +1,164 @@
+"""One typed configuration for the CLI, DVC and Airflow.
+
+Values come from ``params.yaml`` (grouped per stage), then environment variables
+``ECOM_<SECTION>__<KEY>`` override single values (``ECOM_GENERATE__SEED=7``). Secrets are
+never read from the file: S3 credentials come from the usual ``AWS_*`` variables.
+
+Every path the system writes derives from one root, ``ECOM_HOME`` (default: the repo root).
+Importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "ECOM_"
+
+Scale = Literal["tiny", "small", "medium", "large"]
+Stage = Literal["foundation", "core", "innovation"]
+
+# Calls home that every tool in the stack makes unless told not to (see docs/operations.md).
+TELEMETRY_OFF = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    "DO_NOT_TRACK": "1",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GenerateParams(_Section):
+    scale: Scale = "small"
+    seed: int = 42
+    start_date: dt.date = dt.date(2024, 1, 1)
+
+
+class LandParams(_Section):
+    # Where `ecom land` reads from when --source is not given: a folder (relative paths are
+    # under ECOM_HOME) or an s3://bucket/prefix URI.
+    source: str = "data/generated"
+
+
+class StorageParams(_Section):
+    # None means AWS's own endpoint; tests and local setups point this at moto or MinIO.
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+
+class RolloutParams(_Section):
+    stage: Stage = "foundation"
+
+
+class Settings(_Section):
+    home: Path = Field(default=REPO_ROOT)
+    generate: GenerateParams = GenerateParams()
+    land: LandParams = LandParams()
+    storage: StorageParams = StorageParams()
+    rollout: RolloutParams = RolloutParams()
+
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @cached_property
+    def generated_dir(self) -> Path:
+        return self.data_dir / "generated"
+
+    @cached_property
+    def truth_dir(self) -> Path:
+        return self.data_dir / "truth"
+
+    @cached_property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @cached_property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @cached_property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @cached_property
+    def mlruns_dir(self) -> Path:
+        return self.home / "mlruns"
+
+    @cached_property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path relative to ECOM_HOME, or the path itself when absolute."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.home / p
+
+
+def _params_file(home: Path, environ: dict[str, str]) -> Path | None:
+    if explicit := environ.get("ECOM_PARAMS"):
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"ECOM_PARAMS points to {path}, which is not a file")
+        return path
+    for candidate in (home / "params.yaml", REPO_ROOT / "params.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, field = key[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[field] = value
+    return out
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read params.yaml and environment overrides into a validated Settings."""
+    environ = dict(os.environ if environ is None else environ)
+    home = Path(environ.get("ECOM_HOME") or REPO_ROOT).expanduser().resolve()
+    raw: dict[str, Any] = {}
+    path = _params_file(home, environ)
+    if path is not None:
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
+        unknown = sorted(set(loaded) - set(Settings.model_fields) - {"home"})
+        if unknown:
+            raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(Settings.model_fields)}")
+        raw = {k: dict(v or {}) for k, v in loaded.items() if k != "home"}
+    for section, values in _env_overrides(environ).items():
+        if section not in Settings.model_fields or section == "home":
+            raise ConfigError(f"unknown configuration section in environment: {ENV_PREFIX}{section.upper()}__...")
+        raw.setdefault(section, {}).update(values)
+    try:
+        return Settings(home=home, **raw)
+    except ValidationError as exc:
+        where = f" ({path})" if path else ""
+        raise ConfigError(f"invalid configuration{where}:\n{exc}") from exc
+
+
+def disable_telemetry() -> None:
+    """Switch off every tool's calls home in this process (and its children)."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
