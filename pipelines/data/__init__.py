@@ -1,0 +1,1 @@
+"""The landing contract, the simulated world that writes it, and landing itself."""
