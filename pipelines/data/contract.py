@@ -283,8 +283,8 @@ def render_markdown() -> str:
     lines = [
         "# Data contract: landed raw tables",
         "",
-        f"Contract version {CONTRACT_VERSION}. Rendered by `ecom contract` from `pipelines/data/contract.py`;",
-        "do not edit by hand (a test checks they agree).",
+        f"Contract version {CONTRACT_VERSION}. Rendered by `ecom contract` from",
+        "`pipelines/data/contract.py`; do not edit by hand (a test checks they agree).",
         "",
         "A batch is a folder (or S3 prefix) of files named `<table>.parquet` or `<table>.csv`, any subset of",
         "the tables below. Every file must have exactly these columns, values castable to these types",

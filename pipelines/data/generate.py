@@ -40,8 +40,12 @@ TICKET_REASONS = ("delivery_delay", "damaged", "wrong_item", "quality", "how_to"
 PROMO_TYPES = ("discount", "flash_sale", "festival")
 
 _ARROW = {
-    pl.Int64(): pa.int64(), pl.Int32(): pa.int32(), pl.Float64(): pa.float64(),
-    pl.String(): pa.string(), pl.Date(): pa.date32(), pl.Boolean(): pa.bool_(),
+    pl.Int64(): pa.int64(),
+    pl.Int32(): pa.int32(),
+    pl.Float64(): pa.float64(),
+    pl.String(): pa.string(),
+    pl.Date(): pa.date32(),
+    pl.Boolean(): pa.bool_(),
 }
 
 Labels = tuple[np.ndarray, tuple[str, ...]]  # (codes, labels) for a string column
@@ -102,10 +106,16 @@ def _contract_schema(table: str) -> pa.Schema:
     return _schema({c.name: _ARROW[c.dtype] for c in TABLES[table].columns})
 
 
-TRUTH_DEMAND_SCHEMA = _schema({
-    "date": pa.date32(), "sku_id": pa.int64(), "channel": pa.string(),
-    "expected_demand": pa.float64(), "demand": pa.int32(), "units_sold": pa.int32(),
-})
+TRUTH_DEMAND_SCHEMA = _schema(
+    {
+        "date": pa.date32(),
+        "sku_id": pa.int64(),
+        "channel": pa.string(),
+        "expected_demand": pa.float64(),
+        "demand": pa.int32(),
+        "units_sold": pa.int32(),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -255,14 +265,34 @@ def _simulate_weather(rng: np.random.Generator, doy: np.ndarray) -> dict[str, np
     temp = mean + amp * season + anomaly
     wet = rng.random((n_regions, n_days)) < 0.25 + 0.2 * (season + 1) / 2
     precip = np.where(wet, rng.gamma(0.8, rain * (1.2 + season) / 0.45 / 0.8 + 1e-3), 0.0)
-    humidity = np.clip(55 + 20 * (rain - 2.5) / 2.5 + 10 * season + 1.5 * np.sqrt(precip)
-                       + rng.normal(0, 6, (n_regions, n_days)), 8, 100)
+    humidity = np.clip(
+        55
+        + 20 * (rain - 2.5) / 2.5
+        + 10 * season
+        + 1.5 * np.sqrt(precip)
+        + rng.normal(0, 6, (n_regions, n_days)),
+        8,
+        100,
+    )
     wind = rng.gamma(4.0, 3.0, (n_regions, n_days)) * (1 + 0.3 * north)
-    aqi = np.clip(45 + north * 60 * np.clip(-season, 0, None) * rng.lognormal(0, 0.5, (n_regions, n_days))
-                  + rng.normal(0, 10, (n_regions, n_days)) - wind, 5, 500)
+    aqi = np.clip(
+        45
+        + north * 60 * np.clip(-season, 0, None) * rng.lognormal(0, 0.5, (n_regions, n_days))
+        + rng.normal(0, 10, (n_regions, n_days))
+        - wind,
+        5,
+        500,
+    )
     extreme = (np.abs(anomaly) > 6.0) | (precip > 40)
-    return {"temp_c": temp, "anomaly": anomaly, "precip_mm": precip, "humidity_pct": humidity,
-            "wind_kph": wind, "aqi": aqi, "is_extreme": extreme}
+    return {
+        "temp_c": temp,
+        "anomaly": anomaly,
+        "precip_mm": precip,
+        "humidity_pct": humidity,
+        "wind_kph": wind,
+        "aqi": aqi,
+        "is_extreme": extreme,
+    }
 
 
 def _simulate_globals(tier: w.Tier, seed: int, start: dt.date) -> tuple[_Globals, dict, dict]:
@@ -277,14 +307,18 @@ def _simulate_globals(tier: w.Tier, seed: int, start: dt.date) -> tuple[_Globals
 
     events = w.event_log_effects(start, n_days)
     calendar = w.calendar_multiplier(lp["event_weight"], events)
-    seasonal = w.seasonal_multiplier(lp["weekend_uplift"], lp["yearly_amplitude"], lp["yearly_peak_doy"], dow, doy)
+    seasonal = w.seasonal_multiplier(
+        lp["weekend_uplift"], lp["yearly_amplitude"], lp["yearly_peak_doy"], dow, doy
+    )
 
     weather = _simulate_weather(rng, doy)
     pop = np.array([r[1] for r in w.REGIONS])[:, None]
     national_anomaly = (pop * weather["anomaly"]).sum(0)
     national_rain = (pop * weather["precip_mm"]).sum(0)
-    weather_mult = np.exp(lp["temp_effect"][:, None] * national_anomaly[None, :]
-                          + lp["rain_effect"][:, None] * (national_rain - national_rain.mean())[None, :])
+    weather_mult = np.exp(
+        lp["temp_effect"][:, None] * national_anomaly[None, :]
+        + lp["rain_effect"][:, None] * (national_rain - national_rain.mean())[None, :]
+    )
 
     # Latent social trend per leaf: a slow AR(1) with occasional viral bursts.
     z = np.zeros((n_leaves, n_days))
@@ -316,8 +350,10 @@ def _simulate_globals(tier: w.Tier, seed: int, start: dt.date) -> tuple[_Globals
     customers, cust = _draw_customers(rng, tier, start)
     warehouses = {
         "warehouse_id": np.arange(1, tier.n_warehouses + 1),
-        "name": (np.arange(tier.n_warehouses), tuple(f"DC-{w.REGIONS[i][0].upper()}-{i + 1}"
-                                                     for i in range(tier.n_warehouses))),
+        "name": (
+            np.arange(tier.n_warehouses),
+            tuple(f"DC-{w.REGIONS[i][0].upper()}-{i + 1}" for i in range(tier.n_warehouses)),
+        ),
         "region": (np.arange(tier.n_warehouses) % len(w.REGIONS), tuple(r[0] for r in w.REGIONS)),
         "capacity_units": np.full(tier.n_warehouses, 250 * max(tier.n_skus, 1_000) // tier.n_warehouses),
     }
@@ -340,14 +376,29 @@ def _simulate_globals(tier: w.Tier, seed: int, start: dt.date) -> tuple[_Globals
         "video_views": social["video_views"].ravel(),
     }
     g = _Globals(
-        start=start, n_days=n_days, epoch0=epoch0, context=context, planner=planner, calendar=calendar,
-        event_day=event_day, promo_start_rate=promo_start_rate, festival_len=festival_len,
-        competitor_event=competitor_event, leaf_return_rate=lp["return_rate"],
+        start=start,
+        n_days=n_days,
+        epoch0=epoch0,
+        context=context,
+        planner=planner,
+        calendar=calendar,
+        event_day=event_day,
+        promo_start_rate=promo_start_rate,
+        festival_len=festival_len,
+        competitor_event=competitor_event,
+        leaf_return_rate=lp["return_rate"],
         leaf_is_apparel=np.array([leaf.department.name == "apparel" for leaf in w.LEAVES]),
-        sku=sku, n_customers=tier.n_customers, **cust,
+        sku=sku,
+        n_customers=tier.n_customers,
+        **cust,
     )
-    tables = {"products": products, "customers": customers, "warehouses": warehouses,
-              "weather": weather_table, "social_trends": social_table}
+    tables = {
+        "products": products,
+        "customers": customers,
+        "warehouses": warehouses,
+        "weather": weather_table,
+        "social_trends": social_table,
+    }
     effects = {
         "leaf_categories": {
             leaf.name: {
@@ -364,8 +415,10 @@ def _simulate_globals(tier: w.Tier, seed: int, start: dt.date) -> tuple[_Globals
             }
             for leaf in w.LEAVES
         },
-        "event_log_effects": {e: {str(days[t]): float(events[i, t]) for t in np.flatnonzero(events[i])}
-                              for i, e in enumerate(w.EVENTS)},
+        "event_log_effects": {
+            e: {str(days[t]): float(events[i, t]) for t in np.flatnonzero(events[i])}
+            for i, e in enumerate(w.EVENTS)
+        },
         "calendar_daily": {"date": [str(d) for d in days], "leaf_calendar_multiplier": calendar.tolist()},
         "social_trend_latent": z.round(4).tolist(),
         "national_temperature_anomaly": national_anomaly.round(3).tolist(),
@@ -374,8 +427,9 @@ def _simulate_globals(tier: w.Tier, seed: int, start: dt.date) -> tuple[_Globals
     return g, tables, effects
 
 
-def _draw_products(rng: np.random.Generator, tier: w.Tier, start: dt.date,
-                   lp: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+def _draw_products(
+    rng: np.random.Generator, tier: w.Tier, start: dt.date, lp: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict]:
     n, n_leaves = tier.n_skus, len(w.LEAVES)
     leaf = rng.choice(n_leaves, n, p=rng.dirichlet(np.full(n_leaves, 8.0)))
     dept = np.array([w.DEPARTMENTS.index(x.department) for x in w.LEAVES])[leaf]
@@ -392,7 +446,11 @@ def _draw_products(rng: np.random.Generator, tier: w.Tier, start: dt.date,
     warehouse = (dept % n_wh) + 1 if n_wh <= len(w.DEPARTMENTS) else rng.integers(1, n_wh + 1, n)
     elasticity = np.minimum(lp["elasticity"][leaf] + rng.normal(0, 0.35, n), -0.3)
     sku = {
-        "leaf": leaf, "dept": dept, "launch_t": launch_t, "list_price": list_price, "unit_cost": unit_cost,
+        "leaf": leaf,
+        "dept": dept,
+        "launch_t": launch_t,
+        "list_price": list_price,
+        "unit_cost": unit_cost,
         "warehouse_id": warehouse.astype(np.int32),
         # Demand is heavy-tailed: a median SKU sells well under one unit a day.
         "base_demand": rng.lognormal(np.log(0.35), 1.25, n),
@@ -412,8 +470,12 @@ def _draw_products(rng: np.random.Generator, tier: w.Tier, start: dt.date,
     launch_dates = (start - EPOCH).days + launch_t
     products = {
         "sku_id": np.arange(1, n + 1),
-        "sku_name": pa.array([f"{brand_labels[b]} {w.LEAVES[c].name.replace('_', ' ')} {i + 1}"
-                              for i, (b, c) in enumerate(zip(brand, leaf, strict=True))]),
+        "sku_name": pa.array(
+            [
+                f"{brand_labels[b]} {w.LEAVES[c].name.replace('_', ' ')} {i + 1}"
+                for i, (b, c) in enumerate(zip(brand, leaf, strict=True))
+            ]
+        ),
         "category_l1": (dept, tuple(d.name for d in w.DEPARTMENTS)),
         "category_l2": (leaf, tuple(x.name for x in w.LEAVES)),
         "brand": (brand, brand_labels),
@@ -440,7 +502,8 @@ def _draw_customers(rng: np.random.Generator, tier: w.Tier, start: dt.date) -> t
             weight = activity * np.where(preferred == ch, 3.0, 1.0)
             if promo:
                 weight = weight * np.select(
-                    [segment == 0, segment == 1], [3.0, 0.6], 1.0)  # price-sensitive buyers wait for deals
+                    [segment == 0, segment == 1], [3.0, 0.6], 1.0
+                )  # price-sensitive buyers wait for deals
             cum[ch, promo] = np.cumsum(weight) / weight.sum()
     pool = np.flatnonzero((signup_t <= 0) & (churn_t > n_days))
     pool_cum = np.cumsum(activity[pool]) / activity[pool].sum()
@@ -452,8 +515,14 @@ def _draw_customers(rng: np.random.Generator, tier: w.Tier, start: dt.date) -> t
         "signup_date": (start - EPOCH).days + signup_t,
         "preferred_channel": (preferred, w.CHANNELS),
     }
-    cust = {"customer_cum": cum, "customer_pool": pool, "pool_cum": pool_cum,
-            "signup_t": signup_t, "churn_t": churn_t, "segment": segment}
+    cust = {
+        "customer_cum": cum,
+        "customer_pool": pool,
+        "pool_cum": pool_cum,
+        "signup_t": signup_t,
+        "churn_t": churn_t,
+        "segment": segment,
+    }
     return customers, cust
 
 
@@ -483,8 +552,9 @@ def _piecewise(rng: np.random.Generator, values: np.ndarray, rate: float, first:
     return np.take_along_axis(values, _forward_fill_index(change), axis=1)
 
 
-def _choose_customers(g: _Globals, rng: np.random.Generator, t: np.ndarray, ch: np.ndarray,
-                      promo: np.ndarray) -> np.ndarray:
+def _choose_customers(
+    g: _Globals, rng: np.random.Generator, t: np.ndarray, ch: np.ndarray, promo: np.ndarray
+) -> np.ndarray:
     """Customer index for each purchase or event; redraws anyone not yet signed up or already churned."""
     cust = np.empty(len(t), np.int64)
     for c in range(len(w.CHANNELS)):
@@ -504,8 +574,9 @@ def _take_ids(ids: dict[str, int], name: str, n: int) -> np.ndarray:
     return out
 
 
-def _simulate_chunk(g: _Globals, idx: np.ndarray, rng: np.random.Generator,
-                    ids: dict[str, int]) -> tuple[dict[str, dict[str, ColumnData]], dict[str, ColumnData]]:
+def _simulate_chunk(
+    g: _Globals, idx: np.ndarray, rng: np.random.Generator, ids: dict[str, int]
+) -> tuple[dict[str, dict[str, ColumnData]], dict[str, ColumnData]]:
     s = {k: v[idx] for k, v in g.sku.items()}
     n, n_days = len(idx), g.n_days
     days = np.arange(n_days)
@@ -513,7 +584,7 @@ def _simulate_chunk(g: _Globals, idx: np.ndarray, rng: np.random.Generator,
     launch, list_price = s["launch_t"], s["list_price"]
     first = np.clip(launch, 0, n_days - 1)
     active = days[None, :] >= launch[:, None]
-    rows = np.arange(n)
+    np.arange(n)
 
     # Shelf price: list price adjusted now and then (every ~45 days).
     levels = np.round(list_price[:, None] * rng.uniform(0.88, 1.04, (n, n_days)), 1)
@@ -539,35 +610,66 @@ def _simulate_chunk(g: _Globals, idx: np.ndarray, rng: np.random.Generator,
     age = days[None, :] - launch[:, None]
     growth = np.exp(s["trend_per_year"][:, None] * days[None, :] / 365.25)
     context = g.context[s["leaf"]] * w.ramp_up(age, s["ramp_days"][:, None]) * growth
-    lam = w.expected_demand(
-        s["base_demand"][:, None], price=price, reference_price=list_price[:, None],
-        elasticity=s["elasticity"][:, None], competitor_price=competitor_min,
-        cross_elasticity=s["cross_elasticity"][:, None], promo_active=discount > 0,
-        promo_uplift=s["promo_uplift"][:, None], context=context,
-    ) * active
+    lam = (
+        w.expected_demand(
+            s["base_demand"][:, None],
+            price=price,
+            reference_price=list_price[:, None],
+            elasticity=s["elasticity"][:, None],
+            competitor_price=competitor_min,
+            cross_elasticity=s["cross_elasticity"][:, None],
+            promo_active=discount > 0,
+            promo_uplift=s["promo_uplift"][:, None],
+            context=context,
+        )
+        * active
+    )
     share = np.stack([s["app_share"], 1 - s["app_share"]], axis=1)[:, None, :]
     lam_ch = lam[:, :, None] * share
     k = s["dispersion"][:, None, None]
     demand = rng.poisson(lam_ch * rng.gamma(k, 1 / k, lam_ch.shape))
 
-    planned = s["base_demand"][:, None] * g.planner[s["leaf"]] * w.ramp_up(age, s["ramp_days"][:, None]) * growth
+    planned = (
+        s["base_demand"][:, None] * g.planner[s["leaf"]] * w.ramp_up(age, s["ramp_days"][:, None]) * growth
+    )
     sold, on_hand, on_order, po = _simulate_inventory(g, rng, s, demand.sum(2), planned, first, active)
     units = _split_channels(rng, demand, sold)
 
-    tables = _chunk_tables(g, rng, ids, s, sku_id, active, price, shelf, price_change, promo_rows,
-                           comp_paths, comp_obs, units, on_hand, on_order, po, lam_ch, discount)
+    tables = _chunk_tables(
+        g,
+        rng,
+        ids,
+        s,
+        sku_id,
+        active,
+        price,
+        shelf,
+        price_change,
+        promo_rows,
+        comp_paths,
+        comp_obs,
+        units,
+        on_hand,
+        on_order,
+        po,
+        lam_ch,
+        discount,
+    )
     ii, tt = np.nonzero(active)
     truth = {
-        "date": np.repeat(g.epoch0 + tt, 2), "sku_id": np.repeat(sku_id[ii], 2),
+        "date": np.repeat(g.epoch0 + tt, 2),
+        "sku_id": np.repeat(sku_id[ii], 2),
         "channel": (np.tile([0, 1], len(ii)), w.CHANNELS),
         "expected_demand": np.round(lam_ch[ii, tt].ravel(), 5),
-        "demand": demand[ii, tt].ravel(), "units_sold": units[ii, tt].ravel(),
+        "demand": demand[ii, tt].ravel(),
+        "units_sold": units[ii, tt].ravel(),
     }
     return tables, truth
 
 
-def _simulate_promotions(g: _Globals, rng: np.random.Generator,
-                         active: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+def _simulate_promotions(
+    g: _Globals, rng: np.random.Generator, active: np.ndarray
+) -> tuple[np.ndarray, list[tuple]]:
     n, n_days = active.shape
     remaining = np.zeros(n, np.int64)
     current = np.zeros(n)
@@ -596,8 +698,15 @@ def _simulate_promotions(g: _Globals, rng: np.random.Generator,
     return discount, records
 
 
-def _simulate_inventory(g: _Globals, rng: np.random.Generator, s: dict[str, np.ndarray], demand: np.ndarray,
-                        planned: np.ndarray, first: np.ndarray, active: np.ndarray) -> tuple:
+def _simulate_inventory(
+    g: _Globals,
+    rng: np.random.Generator,
+    s: dict[str, np.ndarray],
+    demand: np.ndarray,
+    planned: np.ndarray,
+    first: np.ndarray,
+    active: np.ndarray,
+) -> tuple:
     """Daily (s, S) replenishment against a planner's forecast; sales are censored by stock."""
     n, n_days = demand.shape
     lead = s["lead_time_days"]
@@ -606,8 +715,9 @@ def _simulate_inventory(g: _Globals, rng: np.random.Generator, s: dict[str, np.n
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(padded, axis=1)], axis=1)
     days = np.arange(n_days)[None, :]
     window = (lead + REVIEW_DAYS)[:, None]
-    reorder_point = SAFETY_FACTOR * (np.take_along_axis(cum, days + 1 + window, 1)
-                                     - np.take_along_axis(cum, days + 1, 1))
+    reorder_point = SAFETY_FACTOR * (
+        np.take_along_axis(cum, days + 1 + window, 1) - np.take_along_axis(cum, days + 1, 1)
+    )
     order_up_to = reorder_point + COVER_DAYS * planned
     arrivals = np.zeros((n, n_days + horizon + 20), np.int64)
     stock = np.zeros(n, np.int64)
@@ -626,7 +736,9 @@ def _simulate_inventory(g: _Globals, rng: np.random.Generator, s: dict[str, np.n
         position = stock + open_units
         k = np.flatnonzero(active[:, t] & (position <= reorder_point[:, t]))
         if len(k):
-            qty = CASE_SIZE * np.maximum(np.ceil((order_up_to[k, t] - position[k]) / CASE_SIZE), 1).astype(np.int64)
+            qty = CASE_SIZE * np.maximum(np.ceil((order_up_to[k, t] - position[k]) / CASE_SIZE), 1).astype(
+                np.int64
+            )
             # Suppliers are late by a day or so, and now and then by a week or two.
             delay = rng.poisson(1.0, len(k)) + (rng.random(len(k)) < 0.05) * rng.integers(5, 15, len(k))
             arrive = t + lead[k] + delay
@@ -642,8 +754,11 @@ def _split_channels(rng: np.random.Generator, demand: np.ndarray, sold: np.ndarr
     """Share censored sales between channels as if the last units went to random buyers."""
     units = demand.copy()
     short = sold < demand.sum(2)
-    app = rng.hypergeometric(np.maximum(demand[..., 0][short], 0), demand[..., 1][short], sold[short]) \
-        if short.any() else np.zeros(0, np.int64)
+    app = (
+        rng.hypergeometric(np.maximum(demand[..., 0][short], 0), demand[..., 1][short], sold[short])
+        if short.any()
+        else np.zeros(0, np.int64)
+    )
     units[..., 0][short] = app
     units[..., 1][short] = sold[short] - app
     return units
@@ -653,8 +768,26 @@ def _cat(a: list[np.ndarray] | list, dtype=np.int64) -> np.ndarray:
     return np.concatenate(a) if a else np.zeros(0, dtype)
 
 
-def _chunk_tables(g, rng, ids, s, sku_id, active, price, shelf, price_change, promo_rows, comp_paths, comp_obs,
-                  units, on_hand, on_order, po, lam_ch, discount) -> dict[str, dict[str, ColumnData]]:
+def _chunk_tables(
+    g,
+    rng,
+    ids,
+    s,
+    sku_id,
+    active,
+    price,
+    shelf,
+    price_change,
+    promo_rows,
+    comp_paths,
+    comp_obs,
+    units,
+    on_hand,
+    on_order,
+    po,
+    lam_ch,
+    discount,
+) -> dict[str, dict[str, ColumnData]]:
     n_days = g.n_days
     ii, tt = np.nonzero(active)
     tables: dict[str, dict[str, ColumnData]] = {}
@@ -663,14 +796,20 @@ def _chunk_tables(g, rng, ids, s, sku_id, active, price, shelf, price_change, pr
     price_cells = np.repeat(price[ii, tt], 2)
     u_flat = units_cells.ravel()
     tables["daily_sales"] = {
-        "date": np.repeat(g.epoch0 + tt, 2), "sku_id": np.repeat(sku_id[ii], 2),
-        "channel": (np.tile([0, 1], n_cells), w.CHANNELS), "units": u_flat,
-        "revenue": np.round(u_flat * price_cells, 2), "price_paid": price_cells,
+        "date": np.repeat(g.epoch0 + tt, 2),
+        "sku_id": np.repeat(sku_id[ii], 2),
+        "channel": (np.tile([0, 1], n_cells), w.CHANNELS),
+        "units": u_flat,
+        "revenue": np.round(u_flat * price_cells, 2),
+        "price_paid": price_cells,
         "stockout": np.repeat(on_hand[ii, tt] == 0, 2),
     }
     tables["inventory_snapshots"] = {
-        "date": g.epoch0 + tt, "sku_id": sku_id[ii], "warehouse_id": s["warehouse_id"][ii],
-        "on_hand_units": on_hand[ii, tt], "on_order_units": on_order[ii, tt],
+        "date": g.epoch0 + tt,
+        "sku_id": sku_id[ii],
+        "warehouse_id": s["warehouse_id"][ii],
+        "on_hand_units": on_hand[ii, tt],
+        "on_order_units": on_order[ii, tt],
     }
     pi, pt = np.nonzero(price_change)
     tables["own_prices"] = {"sku_id": sku_id[pi], "effective_date": g.epoch0 + pt, "price": shelf[pi, pt]}
@@ -679,9 +818,12 @@ def _chunk_tables(g, rng, ids, s, sku_id, active, price, shelf, price_change, pr
     order = np.lexsort((p_t, p_sku))
     p_sku, p_t, p_dur, p_kind, p_pct = p_sku[order], p_t[order], p_dur[order], p_kind[order], p_pct[order]
     tables["promotions"] = {
-        "promo_id": _take_ids(ids, "promo", len(p_sku)), "sku_id": sku_id[p_sku],
-        "start_date": g.epoch0 + p_t, "end_date": g.epoch0 + p_t + p_dur - 1,
-        "promo_type": (p_kind, PROMO_TYPES), "discount_pct": p_pct.astype(float),
+        "promo_id": _take_ids(ids, "promo", len(p_sku)),
+        "sku_id": sku_id[p_sku],
+        "start_date": g.epoch0 + p_t,
+        "end_date": g.epoch0 + p_t + p_dur - 1,
+        "promo_type": (p_kind, PROMO_TYPES),
+        "discount_pct": p_pct.astype(float),
     }
 
     ci, ck, ct = [], [], []
@@ -692,21 +834,36 @@ def _chunk_tables(g, rng, ids, s, sku_id, active, price, shelf, price_change, pr
     order = np.lexsort((ct, ck, ci))
     ci, ck, ct = ci[order], ck[order], ct[order]
     tables["competitor_prices"] = {
-        "sku_id": sku_id[ci], "competitor": (ck, w.COMPETITORS), "effective_date": g.epoch0 + ct,
+        "sku_id": sku_id[ci],
+        "competitor": (ck, w.COMPETITORS),
+        "effective_date": g.epoch0 + ct,
         "price": np.stack(comp_paths)[ck, ci, ct],
     }
 
     o_sku, o_t, o_lead, o_arrive, o_qty = (_cat([r[j] for r in po]) for j in range(5))
     order = np.lexsort((o_t, o_sku))
-    o_sku, o_t, o_lead, o_arrive, o_qty = o_sku[order], o_t[order], o_lead[order], o_arrive[order], o_qty[order]
+    o_sku, o_t, o_lead, o_arrive, o_qty = (
+        o_sku[order],
+        o_t[order],
+        o_lead[order],
+        o_arrive[order],
+        o_qty[order],
+    )
     received = g.epoch0 + o_arrive
     tables["purchase_orders"] = {
-        "po_id": _take_ids(ids, "po", len(o_sku)), "sku_id": sku_id[o_sku],
-        "warehouse_id": s["warehouse_id"][o_sku], "supplier_id": s["supplier_id"][o_sku],
-        "order_date": g.epoch0 + o_t, "expected_date": g.epoch0 + o_t + o_lead,
-        "received_date": pa.array(received.astype(np.int32), pa.int32(), mask=o_arrive >= n_days).view(pa.date32())
-        if len(received) else pa.array([], pa.date32()),
-        "quantity": o_qty, "unit_cost": s["unit_cost"][o_sku],
+        "po_id": _take_ids(ids, "po", len(o_sku)),
+        "sku_id": sku_id[o_sku],
+        "warehouse_id": s["warehouse_id"][o_sku],
+        "supplier_id": s["supplier_id"][o_sku],
+        "order_date": g.epoch0 + o_t,
+        "expected_date": g.epoch0 + o_t + o_lead,
+        "received_date": pa.array(received.astype(np.int32), pa.int32(), mask=o_arrive >= n_days).view(
+            pa.date32()
+        )
+        if len(received)
+        else pa.array([], pa.date32()),
+        "quantity": o_qty,
+        "unit_cost": s["unit_cost"][o_sku],
     }
 
     tables.update(_order_tables(g, rng, ids, s, sku_id, units, price, discount))
@@ -724,20 +881,27 @@ def _order_tables(g, rng, ids, s, sku_id, units, price, discount) -> dict[str, d
     qty = np.ones(len(line_cell), np.int64)
     extra_cell = np.repeat(np.arange(len(u)), u - lines)
     offset = np.cumsum(lines) - lines
-    qty += np.bincount(offset[extra_cell] + (rng.random(len(extra_cell)) * lines[extra_cell]).astype(np.int64),
-                       minlength=len(qty))
+    qty += np.bincount(
+        offset[extra_cell] + (rng.random(len(extra_cell)) * lines[extra_cell]).astype(np.int64),
+        minlength=len(qty),
+    )
     li, lt, lc = ci[line_cell], ct[line_cell], cc[line_cell]
     cust = _choose_customers(g, rng, lt, lc, (discount[li, lt] > 0).astype(np.int64))
     order_id = ((g.epoch0 + lt) * len(w.CHANNELS) + lc) * g.n_customers + cust + 1
     # A customer buying one SKU twice on a day and channel has one order line, not two.
     key = order_id * len(sku_id) + li
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    _uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     qty = np.bincount(inverse, weights=qty).astype(np.int64)
     li, lt, lc, cust, order_id = li[first], lt[first], lc[first], cust[first], order_id[first]
     unit_price = price[li, lt]
     order_lines = {
-        "order_id": order_id, "sku_id": sku_id[li], "order_date": g.epoch0 + lt, "customer_id": cust + 1,
-        "channel": (lc, w.CHANNELS), "quantity": qty, "unit_price": unit_price,
+        "order_id": order_id,
+        "sku_id": sku_id[li],
+        "order_date": g.epoch0 + lt,
+        "customer_id": cust + 1,
+        "channel": (lc, w.CHANNELS),
+        "quantity": qty,
+        "unit_price": unit_price,
     }
 
     leaf = s["leaf"][li]
@@ -746,12 +910,19 @@ def _order_tables(g, rng, ids, s, sku_id, units, price, discount) -> dict[str, d
     keep = returned & (r_day < n_days)
     r_qty = np.where(qty > 1, np.maximum(rng.binomial(qty, 0.6), 1), 1)[keep]
     apparel = g.leaf_is_apparel[leaf[keep]]
-    r_reason = np.where(apparel, _pick(rng, [0.55, 0.1, 0.15, 0.2], keep.sum()),
-                        _pick(rng, [0.05, 0.35, 0.3, 0.3], keep.sum()))
+    r_reason = np.where(
+        apparel,
+        _pick(rng, [0.55, 0.1, 0.15, 0.2], keep.sum()),
+        _pick(rng, [0.05, 0.35, 0.3, 0.3], keep.sum()),
+    )
     returns = {
-        "return_id": _take_ids(ids, "return", int(keep.sum())), "order_id": order_id[keep],
-        "sku_id": sku_id[li[keep]], "customer_id": cust[keep] + 1, "return_date": g.epoch0 + r_day[keep],
-        "quantity": r_qty, "refund_amount": np.round(r_qty * unit_price[keep], 2),
+        "return_id": _take_ids(ids, "return", int(keep.sum())),
+        "order_id": order_id[keep],
+        "sku_id": sku_id[li[keep]],
+        "customer_id": cust[keep] + 1,
+        "return_date": g.epoch0 + r_day[keep],
+        "quantity": r_qty,
+        "refund_amount": np.round(r_qty * unit_price[keep], 2),
         "reason": (r_reason, RETURN_REASONS),
     }
 
@@ -760,14 +931,20 @@ def _order_tables(g, rng, ids, s, sku_id, units, price, discount) -> dict[str, d
     c_day = lt + rng.geometric(0.5, len(li))
     keep = opened & (c_day < n_days)
     m = int(keep.sum())
-    reason = np.where(busy[keep], _pick(rng, [0.6, 0.1, 0.1, 0.1, 0.1], m), _pick(rng, [0.15, 0.2, 0.15, 0.3, 0.2], m))
+    reason = np.where(
+        busy[keep], _pick(rng, [0.6, 0.1, 0.1, 0.1, 0.1], m), _pick(rng, [0.15, 0.2, 0.15, 0.3, 0.2], m)
+    )
     resolved = c_day[keep] + rng.geometric(0.4, m) - 1
     tickets = {
-        "ticket_id": _take_ids(ids, "ticket", m), "created_date": g.epoch0 + c_day[keep],
-        "customer_id": cust[keep] + 1, "order_id": order_id[keep], "sku_id": sku_id[li[keep]],
+        "ticket_id": _take_ids(ids, "ticket", m),
+        "created_date": g.epoch0 + c_day[keep],
+        "customer_id": cust[keep] + 1,
+        "order_id": order_id[keep],
+        "sku_id": sku_id[li[keep]],
         "reason": (reason, TICKET_REASONS),
-        "resolved_date": pa.array((g.epoch0 + resolved).astype(np.int32), pa.int32(),
-                                  mask=resolved >= n_days).view(pa.date32()),
+        "resolved_date": pa.array(
+            (g.epoch0 + resolved).astype(np.int32), pa.int32(), mask=resolved >= n_days
+        ).view(pa.date32()),
     }
     return {"order_lines": order_lines, "returns": returns, "service_tickets": tickets}
 
@@ -789,8 +966,12 @@ def _browsing_events(g, rng, ids, sku_id, active, lam_ch, discount) -> dict[str,
     e_i, e_t = ii[cells], tt[cells]
     cust = _choose_customers(g, rng, e_t, ch, (discount[e_i, e_t] > 0).astype(np.int64))
     return {
-        "event_id": _take_ids(ids, "event", len(cell)), "event_date": g.epoch0 + e_t, "customer_id": cust + 1,
-        "sku_id": sku_id[e_i], "channel": (ch, w.CHANNELS), "event_type": (kind, ("view", "add_to_cart")),
+        "event_id": _take_ids(ids, "event", len(cell)),
+        "event_date": g.epoch0 + e_t,
+        "customer_id": cust + 1,
+        "sku_id": sku_id[e_i],
+        "channel": (ch, w.CHANNELS),
+        "event_type": (kind, ("view", "add_to_cart")),
     }
 
 
@@ -800,25 +981,46 @@ def _browsing_events(g, rng, ids, sku_id, active, lam_ch, discount) -> dict[str,
 
 def _write_truth_tables(truth_dir: Path, g: _Globals, effects: dict, *, scale: str, seed: int) -> None:
     s = g.sku
-    pl.DataFrame({
-        "sku_id": np.arange(1, len(s["leaf"]) + 1),
-        "category_l2": [w.LEAVES[i].name for i in s["leaf"]],
-        **{k: s[k] for k in ("base_demand", "elasticity", "cross_elasticity", "promo_uplift", "dispersion",
-                             "app_share", "trend_per_year", "ramp_days", "lead_time_days")},
-    }).write_parquet(truth_dir / "sku_params.parquet")
+    pl.DataFrame(
+        {
+            "sku_id": np.arange(1, len(s["leaf"]) + 1),
+            "category_l2": [w.LEAVES[i].name for i in s["leaf"]],
+            **{
+                k: s[k]
+                for k in (
+                    "base_demand",
+                    "elasticity",
+                    "cross_elasticity",
+                    "promo_uplift",
+                    "dispersion",
+                    "app_share",
+                    "trend_per_year",
+                    "ramp_days",
+                    "lead_time_days",
+                )
+            },
+        }
+    ).write_parquet(truth_dir / "sku_params.parquet")
     churn = np.where(g.churn_t < (1 << 29), g.epoch0 + g.churn_t, -1)
-    pl.DataFrame({
-        "customer_id": np.arange(1, g.n_customers + 1),
-        "segment": [w.SEGMENTS[i] for i in g.segment],
-        "churn_date": pl.Series(churn).replace(-1, None).cast(pl.Int32).cast(pl.Date),
-    }).write_parquet(truth_dir / "customer_segments.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": np.arange(1, g.n_customers + 1),
+            "segment": [w.SEGMENTS[i] for i in g.segment],
+            "churn_date": pl.Series(churn).replace(-1, None).cast(pl.Int32).cast(pl.Date),
+        }
+    ).write_parquet(truth_dir / "customer_segments.parquet")
     meta = {
-        "scale": scale, "seed": seed, "start_date": str(g.start), "n_days": g.n_days,
-        "contract_version": CONTRACT_VERSION, "channels": list(w.CHANNELS), "competitors": list(w.COMPETITORS),
+        "scale": scale,
+        "seed": seed,
+        "start_date": str(g.start),
+        "n_days": g.n_days,
+        "contract_version": CONTRACT_VERSION,
+        "channels": list(w.CHANNELS),
+        "competitors": list(w.COMPETITORS),
         "model": "expected_demand = base x context x (price/list_price)^elasticity x "
-                 "(min competitor price/price)^cross_elasticity x promo_uplift^promo x ramp x trend; "
-                 "context = weekly x yearly x calendar x weather x social; demand ~ NegBin(mean, dispersion); "
-                 "units_sold = min(demand, stock)",
+        "(min competitor price/price)^cross_elasticity x promo_uplift^promo x ramp x trend; "
+        "context = weekly x yearly x calendar x weather x social; demand ~ NegBin(mean, dispersion); "
+        "units_sold = min(demand, stock)",
         **effects,
     }
     (truth_dir / "effects.json").write_text(json.dumps(meta, indent=1, sort_keys=True))

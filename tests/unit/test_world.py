@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -12,9 +13,15 @@ from pipelines.data import world as w
 
 def _demand(**overrides: object) -> float:
     args = dict(
-        base=np.array(2.0), price=np.array(100.0), reference_price=np.array(100.0), elasticity=np.array(-1.8),
-        competitor_price=np.array(100.0), cross_elasticity=np.array(0.6), promo_active=np.array(False),
-        promo_uplift=np.array(1.3), context=np.array(1.0),
+        base=np.array(2.0),
+        price=np.array(100.0),
+        reference_price=np.array(100.0),
+        elasticity=np.array(-1.8),
+        competitor_price=np.array(100.0),
+        cross_elasticity=np.array(0.6),
+        promo_active=np.array(False),
+        promo_uplift=np.array(1.3),
+        context=np.array(1.0),
     )
     args.update(overrides)
     return float(w.expected_demand(**args))
@@ -31,7 +38,7 @@ def test_a_promotion_raises_expected_demand() -> None:
 def test_a_higher_own_price_lowers_expected_demand(elasticity: float) -> None:
     prices = np.array([60.0, 80.0, 100.0, 120.0, 150.0])
     demand = [_demand(price=np.array(p), elasticity=np.array(elasticity)) for p in prices]
-    assert all(a > b for a, b in zip(demand, demand[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(demand))
 
 
 def test_a_cheaper_competitor_takes_demand_and_no_competitor_is_neutral() -> None:
@@ -68,6 +75,7 @@ def test_weekends_and_yearly_peaks() -> None:
     dow, doy = np.arange(14) % 7, np.arange(1, 15)
     m = w.seasonal_multiplier(np.array([0.3]), np.array([0.0]), np.array([1]), dow, doy)[0]
     assert m[5] > m[0] and m[6] > m[2]
-    yearly = w.seasonal_multiplier(np.array([0.0]), np.array([0.5]), np.array([200]), np.zeros(365, int),
-                                   np.arange(1, 366))[0]
+    yearly = w.seasonal_multiplier(
+        np.array([0.0]), np.array([0.5]), np.array([200]), np.zeros(365, int), np.arange(1, 366)
+    )[0]
     assert int(np.argmax(yearly)) + 1 == 200

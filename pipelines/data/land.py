@@ -1,0 +1,702 @@
+"""Landing: check a batch of contract files and publish it atomically as one raw partition.
+
+A batch is every ``<table>.parquet`` / ``<table>.csv`` file directly in a local folder or under an
+``s3://bucket/prefix``. Every file is checked against the contract (:mod:`pipelines.data.contract`)
+before anything becomes visible; one bad file rejects the whole batch, so downstream never sees a
+half-landed day. A rejected batch leaves its bad files, each with a ``.reason.json``, in
+``data/quarantine/<date>_<batch_id>/``. An accepted batch becomes ``data/raw/dt=<date>/`` holding
+one Parquet file per table, cast to the contract schema, and a ``_manifest.json``.
+
+Publishing is a directory rename, so readers see the old partition or the new one, never a mix.
+Replacing an existing date takes two renames (old aside to ``.trash-dt=<date>-<uuid>``, new into
+place); a crash between them leaves no ``dt=<date>`` but a trash directory, and the next landing
+puts the old partition back before doing anything else (the interrupted batch simply lands again).
+
+Landings into one raw directory are serialised with an exclusive ``flock`` on ``raw/.land.lock``;
+that is what makes it safe for a landing to clean up what a crashed one left behind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from pipelines.config import Settings
+from pipelines.data.contract import CONTRACT_VERSION, TABLES, Table, table_for_file
+
+__all__ = [
+    "LandResult",
+    "LandingError",
+    "LandingProblem",
+    "land_batch",
+    "list_partitions",
+    "read_manifest",
+]
+
+RULE_UNKNOWN_TABLE = "unknown_table"
+RULE_DUPLICATE_TABLE = "duplicate_table"
+RULE_UNPARSEABLE = "unparseable"
+RULE_EMPTY = "empty"
+RULE_MISSING_COLUMN = "missing_column"
+RULE_EXTRA_COLUMN = "extra_column"
+RULE_TYPE = "type"
+RULE_DUPLICATE_KEY = "duplicate_key"
+
+MANIFEST = "_manifest.json"
+STAGING = ".staging"
+TRASH_PREFIX = ".trash-"
+LOCK_FILE = ".land.lock"
+
+_PARTITION_RE = re.compile(r"dt=\d{4}-\d{2}-\d{2}")
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
+# A name no contract or user column will plausibly have, used for the 1-based row number.
+_ROW = "__land_row__"
+_MAX_VALUE_CHARS = 80
+
+Format = Literal["csv", "parquet"]
+
+
+@dataclass(frozen=True)
+class LandingProblem:
+    """One contract violation found in one file of a batch.
+
+    Attributes:
+        file: File name within the batch (``daily_sales.csv``).
+        table: Contract table the file stands for; None when the name matches no table.
+        rule: Which check failed (``unparseable``, ``empty``, ``missing_column``, ``extra_column``,
+            ``type``, ``duplicate_key``, ``unknown_table`` or ``duplicate_table``).
+        column: The column concerned, or the key columns joined by ", " for ``duplicate_key``.
+        row: First offending 1-based data row, where one applies.
+        message: Human-readable detail, including an example of the bad data.
+    """
+
+    file: str
+    table: str | None
+    rule: str
+    column: str | None
+    row: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"column '{self.column}': " if self.column else ""
+        return f"{self.file}: {where}rule {self.rule}: {self.message}"
+
+
+class LandingError(Exception):
+    """A batch could not be landed; nothing of it was published.
+
+    Attributes:
+        problems: Every contract violation found, across all files (empty for batch-level errors such
+            as a missing source or bucket).
+        quarantine: Folder the bad files were copied to, when there were any.
+    """
+
+    def __init__(
+        self, message: str, problems: Sequence[LandingProblem] = (), quarantine: Path | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems)
+        self.quarantine = quarantine
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(str(p) for p in self.problems)])
+
+
+@dataclass(frozen=True)
+class LandResult:
+    """What a landing did.
+
+    Attributes:
+        partition: The published partition (``data/raw/dt=2024-12-31``).
+        batch_id: Content hash of the batch's files; the same files always give the same id.
+        tables: Rows landed per table.
+        already_landed: True when this exact batch was already published and nothing was written.
+    """
+
+    partition: Path
+    batch_id: str
+    tables: dict[str, int]
+    already_landed: bool
+
+
+@dataclass(frozen=True)
+class _SourceFile:
+    name: str
+    path: Path  # local copy: the file itself, or its download from S3
+    uri: str  # where it came from, for manifests and quarantine reasons
+    sha256: str
+
+    @property
+    def table(self) -> Table | None:
+        return table_for_file(self.name)
+
+    @property
+    def known_table(self) -> Table:
+        # Only called once the batch passed its checks, which rule out unknown tables.
+        table = self.table
+        if table is None:
+            raise AssertionError(f"{self.name} names no contract table")
+        return table
+
+    @property
+    def format(self) -> Format:
+        return "csv" if self.name.lower().endswith(".csv") else "parquet"
+
+
+def land_batch(
+    source: str,
+    settings: Settings,
+    batch_date: datetime.date,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> LandResult:
+    """Check every file of a batch against the contract and publish it as ``raw/dt=<batch_date>``.
+
+    Landing the same files again is a no-op; landing different files for a date already landed
+    replaces that partition as a whole.
+
+    Args:
+        source: A folder (relative paths are under ``ECOM_HOME``) or ``s3://bucket/prefix``.
+        settings: Paths and the S3 endpoint; S3 credentials come from the usual ``AWS_*`` variables.
+        batch_date: The day the batch is for; it names the partition.
+        progress: Called with short human-readable messages as the landing goes.
+
+    Returns:
+        Where the batch is published, its id and row counts.
+
+    Raises:
+        LandingError: The source is missing or empty, S3 failed, or any file breaks the contract
+            (then ``.problems`` lists every violation and the bad files are in quarantine).
+    """
+    say = progress or _silent
+    raw = settings.raw_dir
+    staging_root = raw / STAGING
+    with _exclusive_lock(raw / LOCK_FILE):
+        _recover(raw, settings, say)
+        download_dir: Path | None = None
+        out_dir: Path | None = None
+        try:
+            if source.startswith("s3://"):
+                download_dir = staging_root / f"download-{uuid.uuid4().hex}"
+                files = _fetch_s3(source, settings, download_dir, say)
+            else:
+                files = _list_local(settings.resolve(source))
+            batch_id = _batch_id(files)
+
+            for partition in list_partitions(settings):
+                manifest = _try_manifest(partition)
+                if manifest is not None and manifest.get("batch_id") == batch_id:
+                    say(f"batch {batch_id} already landed in {_show(partition, settings)}; nothing to do")
+                    tables = {f["table"]: int(f["rows"]) for f in manifest.get("files", [])}
+                    return LandResult(partition, batch_id, tables, already_landed=True)
+
+            problems, rows = _check_batch(files, say)
+            if problems:
+                qdir = _quarantine(files, problems, source, batch_date, batch_id, settings)
+                bad_files = len({p.file for p in problems})
+                shown = _show(qdir, settings)
+                say(f"rejected batch {batch_id}: {bad_files} bad file(s) quarantined in {shown}")
+                raise LandingError(
+                    f"batch {batch_id} from {source} rejected: {len(problems)} problem(s) in {bad_files} "
+                    f"file(s); bad files quarantined in {qdir}",
+                    problems,
+                    qdir,
+                )
+
+            out_dir = staging_root / uuid.uuid4().hex
+            out_dir.mkdir(parents=True)
+            for f in files:
+                say(f"writing {f.known_table.name} ({rows[f.name]:,} rows)")
+                _write_table(f, out_dir)
+            manifest = {
+                "batch_id": batch_id,
+                "batch_date": batch_date.isoformat(),
+                "source": source,
+                "landed_at": datetime.datetime.now(datetime.UTC).isoformat(),
+                "contract_version": CONTRACT_VERSION,
+                "files": [
+                    {
+                        "file": f.name,
+                        "table": f.known_table.name,
+                        "rows": rows[f.name],
+                        "sha256": f.sha256,
+                        "format": f.format,
+                    }
+                    for f in files
+                ],
+            }
+            (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            final = raw / f"dt={batch_date.isoformat()}"
+            _publish(out_dir, final)
+            out_dir = None
+            say(f"published {_show(final, settings)}")
+            tables = {f.known_table.name: rows[f.name] for f in files}
+            return LandResult(final, batch_id, tables, already_landed=False)
+        finally:
+            for leftover in (download_dir, out_dir):
+                if leftover is not None:
+                    shutil.rmtree(leftover, ignore_errors=True)
+            _rmdir_if_empty(staging_root)
+
+
+def read_manifest(partition: Path) -> dict[str, Any]:
+    """The ``_manifest.json`` of a published partition.
+
+    Raises:
+        FileNotFoundError: The partition has no manifest.
+    """
+    return json.loads((Path(partition) / MANIFEST).read_text())
+
+
+def list_partitions(settings: Settings) -> list[Path]:
+    """Published raw partitions (``dt=YYYY-MM-DD`` folders), oldest first."""
+    raw = settings.raw_dir
+    if not raw.is_dir():
+        return []
+    return sorted(p for p in raw.iterdir() if p.is_dir() and _PARTITION_RE.fullmatch(p.name))
+
+
+# --- batch discovery --------------------------------------------------------------------------
+
+
+def _list_local(folder: Path) -> list[_SourceFile]:
+    if not folder.exists():
+        raise LandingError(f"source folder {folder} does not exist")
+    if not folder.is_dir():
+        raise LandingError(f"source {folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not _hidden(p.name))
+    if not paths:
+        raise LandingError(f"no files to land in {folder}")
+    return [_SourceFile(p.name, p, str(p), _sha256(p)) for p in paths]
+
+
+def _fetch_s3(uri: str, settings: Settings, dest: Path, say: Callable[[str], None]) -> list[_SourceFile]:
+    # Imported here so that local landings (and importing this module) never pay for boto3.
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = _parse_s3(uri)
+    where = f"s3://{bucket}/{prefix}"
+    endpoint = settings.storage.s3_endpoint_url or "AWS"
+    try:
+        client = boto3.client(
+            "s3", endpoint_url=settings.storage.s3_endpoint_url, region_name=settings.storage.s3_region
+        )
+        keys: list[tuple[str, str]] = []
+        # The delimiter keeps the listing to objects directly under the prefix, like a folder.
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"
+        ):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :]
+                if name and "/" not in name and not _hidden(name):
+                    keys.append((obj["Key"], name))
+        if not keys:
+            raise LandingError(f"no files to land under {where} (endpoint {endpoint})")
+        dest.mkdir(parents=True)
+        files = []
+        for key, name in sorted(keys, key=lambda kn: kn[1]):
+            say(f"downloading s3://{bucket}/{key}")
+            local = dest / name
+            client.download_file(bucket, key, str(local))
+            files.append(_SourceFile(name, local, f"s3://{bucket}/{key}", _sha256(local)))
+        return files
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, detail = error.get("Code", "?"), error.get("Message", str(exc))
+        at = f"; endpoint {endpoint}"
+        if code == "NoSuchBucket":
+            msg = f"S3 bucket '{bucket}' does not exist (reading {where}, endpoint {endpoint})"
+        elif code in {
+            "AccessDenied",
+            "403",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AllAccessDisabled",
+        }:
+            msg = f"access denied to S3 bucket '{bucket}' prefix '{prefix}' ({code}: {detail}{at})"
+        else:
+            msg = f"S3 error reading bucket '{bucket}' prefix '{prefix}' ({code}: {detail}{at})"
+        raise LandingError(msg) from exc
+    except BotoCoreError as exc:
+        raise LandingError(f"cannot read {where} from S3 (endpoint {endpoint}): {exc}") from exc
+
+
+def _parse_s3(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise LandingError(f"invalid S3 source {uri!r}: expected s3://bucket/prefix")
+    # The prefix names a folder, so 'batches/2024' must not also match 'batches/2024-old/'.
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _batch_id(files: Sequence[_SourceFile]) -> str:
+    digest = hashlib.sha256()
+    for name, sha in sorted((f.name, f.sha256) for f in files):
+        digest.update(f"{name}\t{sha}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def _check_batch(
+    files: Sequence[_SourceFile], say: Callable[[str], None]
+) -> tuple[list[LandingProblem], dict[str, int]]:
+    problems: list[LandingProblem] = []
+    rows: dict[str, int] = {}
+    per_table = Counter(f.table.name for f in files if f.table is not None)
+    known = ", ".join(TABLES)
+    for f in files:
+        table = f.table
+        if table is None:
+            problems.append(
+                LandingProblem(
+                    f.name,
+                    None,
+                    RULE_UNKNOWN_TABLE,
+                    None,
+                    None,
+                    f"unknown table: '{f.name}' is not <table>.parquet or <table>.csv for a contract "
+                    f"table ({known})",
+                )
+            )
+            continue
+        if per_table[table.name] > 1:
+            problems.append(
+                LandingProblem(
+                    f.name,
+                    table.name,
+                    RULE_DUPLICATE_TABLE,
+                    None,
+                    None,
+                    f"the batch has more than one file for table {table.name}; keep one",
+                )
+            )
+        file_problems, rows[f.name] = _check_file(f, table, say)
+        problems += file_problems
+    return problems, rows
+
+
+def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tuple[list[LandingProblem], int]:
+    def problem(rule: str, column: str | None, row: int | None, message: str) -> LandingProblem:
+        return LandingProblem(f.name, table.name, rule, column, row, message)
+
+    if f.path.stat().st_size == 0:
+        say(f"checking {f.name} (0 bytes)")
+        return [problem(RULE_EMPTY, None, None, "file is empty (0 bytes, no header and no rows)")], 0
+    problems: list[LandingProblem] = []
+    try:
+        lf = _scan(f)
+        schema = lf.collect_schema()
+        rows = int(lf.select(pl.len()).collect(engine="streaming").item())
+        say(f"checking {f.name} ({rows:,} rows)")
+        if rows == 0:
+            problems.append(problem(RULE_EMPTY, None, None, "file has a header but no data rows"))
+        for name, dtype in table.schema.items():
+            if name not in schema:
+                problems.append(
+                    problem(RULE_MISSING_COLUMN, name, None, f"missing column (expected {dtype})")
+                )
+        extra = [c for c in schema if c not in table.schema]
+        for name in extra:
+            problems.append(
+                problem(
+                    RULE_EXTRA_COLUMN,
+                    name,
+                    None,
+                    f"column is not in the contract for table {table.name} (expected columns: "
+                    f"{', '.join(table.column_names)})",
+                )
+            )
+
+        casts: dict[str, pl.Expr] = {}
+        for name, dtype in table.schema.items():
+            if name not in schema:
+                continue
+            expr = _cast_expr(name, schema[name], dtype)
+            if expr is None:
+                problems.append(
+                    problem(
+                        RULE_TYPE,
+                        name,
+                        None,
+                        f"expected {dtype}, file has {schema[name]} which cannot be cast",
+                    )
+                )
+            else:
+                casts[name] = expr
+
+        bad_type: set[str] = set()
+        # One pass counts bad values in every column; extra columns are read too so that a malformed
+        # CSV cannot hide in a column the checks would otherwise skip.
+        counts = (
+            lf.select(
+                pl.len().alias(_ROW),
+                *[(pl.col(c).is_not_null() & e.is_null()).sum().alias(c) for c, e in casts.items()],
+                *[pl.col(c).null_count().alias(c) for c in extra],
+            )
+            .collect(engine="streaming")
+            .row(0, named=True)
+        )
+        for name, expr in casts.items():
+            n_bad = int(counts[name])
+            if not n_bad:
+                continue
+            bad_type.add(name)
+            first = (
+                lf.with_row_index(_ROW, offset=1)
+                .filter(pl.col(name).is_not_null() & expr.is_null())
+                .select(_ROW, name)
+                .head(1)
+                .collect(engine="streaming")
+            )
+            row, value = int(first[_ROW][0]), first[name][0]
+            line = f" (line {row + 1})" if f.format == "csv" else ""
+            found = f" (file has {schema[name]})" if f.format == "parquet" else ""
+            problems.append(
+                problem(
+                    RULE_TYPE,
+                    name,
+                    row,
+                    f"expected {table.schema[name]}{found}, {n_bad:,} bad value(s); "
+                    f"first at row {row}{line}: {_show_value(value)}",
+                )
+            )
+
+        key = list(table.key)
+        if rows and all(k in casts and k not in bad_type for k in key):
+            dup = _duplicate_keys(lf, {k: casts[k] for k in key})
+            if dup is not None:
+                problems.append(problem(RULE_DUPLICATE_KEY, ", ".join(key), None, dup))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        return [problem(RULE_UNPARSEABLE, None, None, _unparseable(f, exc))], 0
+    except BaseException as exc:
+        # Polars' Rust side panics on some corrupt files; the panic type derives from BaseException.
+        if type(exc).__name__ != "PanicException":
+            raise
+        return [problem(RULE_UNPARSEABLE, None, None, _unparseable(f, exc))], 0
+    return problems, rows
+
+
+def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr]) -> str | None:
+    found = (
+        lf.select(*[e.alias(k) for k, e in key.items()])
+        .group_by(list(key))
+        .agg(pl.len().alias(_ROW))
+        .filter(pl.col(_ROW) > 1)
+        # Sorted so that the example is the same on every run.
+        .sort(list(key), nulls_last=True)
+        .select(
+            pl.len().alias("n_keys"),
+            pl.struct(list(key)).first().alias("example"),
+            pl.col(_ROW).first().alias("times"),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    if not found["n_keys"]:
+        return None
+    example = ", ".join(f"{k}={_show_value(v)}" for k, v in found["example"].items())
+    return (
+        f"{found['n_keys']:,} duplicated key(s) on ({', '.join(key)}); "
+        f"e.g. {example} occurs {found['times']} times"
+    )
+
+
+def _scan(f: _SourceFile) -> pl.LazyFrame:
+    if f.format == "csv":
+        # Every column as text, so that the cast below decides what is a bad value, not inference.
+        return pl.scan_csv(f.path, infer_schema=False)
+    return pl.scan_parquet(f.path)
+
+
+def _cast_expr(name: str, src: pl.DataType, dst: pl.DataType) -> pl.Expr | None:
+    """An expression casting column ``name`` to ``dst``; a bad value becomes null, never an error.
+
+    None when ``src`` cannot stand for ``dst`` at all (a List for an Int64, an Int64 for a Date).
+    """
+    col = pl.col(name)
+    if src == dst or src == pl.Null:
+        return col.cast(dst)
+    if src in (pl.String, pl.Categorical, pl.Enum):
+        text = col.cast(pl.String)
+        if dst == pl.String:
+            return text
+        if dst == pl.Date:
+            return text.str.to_date("%Y-%m-%d", strict=False)
+        if dst == pl.Boolean:
+            return (
+                text.str.strip_chars()
+                .str.to_lowercase()
+                .replace_strict(list(_BOOL_WORDS), list(_BOOL_WORDS.values()), default=None, return_dtype=dst)
+            )
+        if dst.is_numeric():
+            return text.str.strip_chars().cast(dst, strict=False)
+        return None
+    if dst.is_integer():
+        if src.is_integer():
+            return col.cast(dst, strict=False)  # out of range -> null -> reported
+        if src.is_float():
+            # A plain cast would truncate 1.5 to 1 without a word; only whole numbers pass.
+            return (
+                pl.when(col.is_finite() & (col == col.floor()))
+                .then(col)
+                .otherwise(None)
+                .cast(dst, strict=False)
+            )
+        return None
+    if dst.is_float():
+        return col.cast(dst, strict=False) if src.is_numeric() else None
+    if dst == pl.Date:
+        return col.cast(dst) if isinstance(src, pl.Datetime) else None
+    if dst == pl.Boolean:
+        if src.is_integer():
+            return col.replace_strict([0, 1], [False, True], default=None, return_dtype=dst)
+        return None
+    return None
+
+
+def _unparseable(f: _SourceFile, exc: BaseException) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot be read as {f.format.upper()}: {detail}"
+
+
+def _show_value(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+
+def _quarantine(
+    files: Sequence[_SourceFile],
+    problems: Sequence[LandingProblem],
+    source: str,
+    batch_date: datetime.date,
+    batch_id: str,
+    settings: Settings,
+) -> Path:
+    qdir = settings.quarantine_dir / f"{batch_date.isoformat()}_{batch_id}"
+    qdir.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    for f in files:
+        mine = [p for p in problems if p.file == f.name]
+        if not mine:
+            continue
+        shutil.copy2(f.path, qdir / f.name)
+        reason = {
+            "file": f.name,
+            "table": mine[0].table,
+            "source": f.uri,
+            "batch_source": source,
+            "batch_id": batch_id,
+            "batch_date": batch_date.isoformat(),
+            "quarantined_at": now,
+            "problems": [asdict(p) for p in mine],
+        }
+        (qdir / f"{f.name}.reason.json").write_text(json.dumps(reason, indent=2, default=str) + "\n")
+    return qdir
+
+
+def _write_table(f: _SourceFile, out_dir: Path) -> None:
+    table = f.known_table
+    lf = _scan(f)
+    schema = lf.collect_schema()
+    columns = []
+    for name, dtype in table.schema.items():
+        expr = _cast_expr(name, schema[name], dtype)
+        if expr is None:  # the checks rule this out; fail loudly rather than write a wrong schema
+            raise AssertionError(f"{f.name}: column {name} cannot be cast to {dtype}")
+        columns.append(expr.cast(dtype).alias(name))
+    lf.select(columns).sink_parquet(out_dir / f"{table.name}.parquet", engine="streaming")
+
+
+def _publish(staging: Path, final: Path) -> None:
+    if not final.exists():
+        os.rename(staging, final)
+        return
+    # The date is in the trash name so that _recover knows where to put it back after a crash.
+    trash = final.parent / f"{TRASH_PREFIX}{final.name}-{uuid.uuid4().hex}"
+    os.rename(final, trash)
+    os.rename(staging, final)
+    shutil.rmtree(trash)
+
+
+def _recover(raw: Path, settings: Settings, say: Callable[[str], None]) -> None:
+    """Undo what a crashed landing left behind; only safe while holding the landing lock."""
+    for trash in sorted(raw.glob(f"{TRASH_PREFIX}*")):
+        name = trash.name[len(TRASH_PREFIX) :].rsplit("-", 1)[0]
+        final = raw / name
+        if _PARTITION_RE.fullmatch(name) and not final.exists():
+            # Crashed between the two renames of _publish: the old partition is the last good one.
+            os.rename(trash, final)
+            say(f"restored {_show(final, settings)} after an interrupted landing")
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
+    staging_root = raw / STAGING
+    if staging_root.is_dir():
+        for leftover in staging_root.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Append mode creates the file once and never touches it again, so it changes nothing on reruns.
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _try_manifest(partition: Path) -> dict[str, Any] | None:
+    try:
+        return read_manifest(partition)
+    except (OSError, ValueError):
+        return None
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    with suppress(OSError):
+        path.rmdir()
+
+
+def _show(path: Path, settings: Settings) -> str:
+    try:
+        return str(path.relative_to(settings.home))
+    except ValueError:
+        return str(path)
+
+
+def _silent(_message: str) -> None:
+    return None
