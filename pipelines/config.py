@@ -149,7 +149,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raw = {k: dict(v or {}) for k, v in loaded.items() if k != "home"}
     for section, values in _env_overrides(environ).items():
         if section not in Settings.model_fields or section == "home":
-            raise ConfigError(f"unknown configuration section in environment: {ENV_PREFIX}{section.upper()}__...")
+            raise ConfigError(
+                f"unknown configuration section in environment: {ENV_PREFIX}{section.upper()}__..."
+            )
         raw.setdefault(section, {}).update(values)
     try:
         return Settings(home=home, **raw)
