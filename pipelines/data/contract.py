@@ -30,6 +30,9 @@ class Table:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     description: str
+    # The business date a row belongs to: what incremental loads, timeliness and future-date
+    # checks go by. None for master data without one.
+    date_column: str | None = None
 
     @property
     def schema(self) -> dict[str, pl.DataType]:
@@ -80,6 +83,7 @@ TABLES: dict[str, Table] = {
                 _c("stockout", BOOL, "flag", "True when the SKU ran out of stock that day"),
             ),
             "Daily sales per SKU and channel; the sum of order_lines for the same key.",
+            date_column="date",
         ),
         Table(
             "order_lines",
@@ -95,6 +99,7 @@ TABLES: dict[str, Table] = {
                 _c("unit_price", F64, "CNY", "Price paid per unit"),
             ),
             "Order lines; they reconcile exactly with daily_sales.",
+            date_column="order_date",
         ),
         Table(
             "own_prices",
@@ -106,6 +111,7 @@ TABLES: dict[str, Table] = {
                 _c("price", F64, "CNY", "Shelf price before promotions, valid until the next change"),
             ),
             "Our shelf-price history.",
+            date_column="effective_date",
         ),
         Table(
             "promotions",
@@ -120,6 +126,7 @@ TABLES: dict[str, Table] = {
                 _c("discount_pct", F64, "percent", "Discount off the shelf price, 0-100"),
             ),
             "Promotions; one SKU has at most one promotion on a day.",
+            date_column="start_date",
         ),
         Table(
             "competitor_prices",
@@ -132,6 +139,7 @@ TABLES: dict[str, Table] = {
                 _c("price", F64, "CNY", "Competitor's price, valid until the next observation"),
             ),
             "Competitor price monitoring; several competitors per SKU.",
+            date_column="effective_date",
         ),
         Table(
             "inventory_snapshots",
@@ -145,6 +153,7 @@ TABLES: dict[str, Table] = {
                 _c("on_order_units", I32, "units", "Units ordered from suppliers, not yet received"),
             ),
             "End-of-day inventory.",
+            date_column="date",
         ),
         Table(
             "purchase_orders",
@@ -162,6 +171,7 @@ TABLES: dict[str, Table] = {
                 _c("unit_cost", F64, "CNY", "Cost per unit"),
             ),
             "Replenishment orders with their lead times.",
+            date_column="order_date",
         ),
         Table(
             "weather",
@@ -178,6 +188,7 @@ TABLES: dict[str, Table] = {
                 _c("is_extreme", BOOL, "flag", "Storm, heatwave or cold snap"),
             ),
             "Daily weather by region.",
+            date_column="date",
         ),
         Table(
             "social_trends",
@@ -192,6 +203,7 @@ TABLES: dict[str, Table] = {
                 _c("video_views", I64, "count", "Short-video views tagged with the category"),
             ),
             "Social-trend signals per leaf category.",
+            date_column="date",
         ),
         Table(
             "customers",
@@ -220,6 +232,7 @@ TABLES: dict[str, Table] = {
                 _c("event_type", STR, "label", "view or add_to_cart"),
             ),
             "Clickstream, sampled at 1 in 10 sessions as is usual for stored clickstreams.",
+            date_column="event_date",
         ),
         Table(
             "service_tickets",
@@ -235,6 +248,7 @@ TABLES: dict[str, Table] = {
                 _c("resolved_date", DATE, "date", "Day it was closed; null while open", nullable=True),
             ),
             "Customer-service tickets.",
+            date_column="created_date",
         ),
         Table(
             "returns",
@@ -251,6 +265,7 @@ TABLES: dict[str, Table] = {
                 _c("reason", STR, "label", "size_fit, damaged, not_as_described or changed_mind"),
             ),
             "Returns of order lines.",
+            date_column="return_date",
         ),
         Table(
             "warehouses",
@@ -297,7 +312,8 @@ def render_markdown() -> str:
         lines += [
             f"## `{t.name}`",
             "",
-            f"{t.description} Grain: {t.grain}. Key: `({', '.join(t.key)})`.",
+            f"{t.description} Grain: {t.grain}. Key: `({', '.join(t.key)})`."
+            + (f" Business date: `{t.date_column}`." if t.date_column else ""),
             "",
             "| column | type | unit | nullable | description |",
             "|---|---|---|---|---|",
