@@ -1,0 +1,218 @@
+"""Report charts: pure functions from polars frames to inline SVG strings.
+
+Figures are built with matplotlib's object API (``Figure``, never ``pyplot``), so no GUI backend
+is selected and no global figure state is touched; style settings apply only inside each call.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import matplotlib as mpl
+import matplotlib.dates as mdates
+import polars as pl
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+INK = "#1f2933"
+MUTED = "#8a94a6"
+GRID = "#e4e7eb"
+ACCENT = "#2563eb"
+SECOND = "#ea580c"
+EVENT = "#f59e0b"
+PALETTE = (
+    "#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626",
+    "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d",
+)  # fmt: skip
+OTHER = "#cbd5e1"
+MAX_CATEGORIES = len(PALETTE)
+
+_STYLE = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["Helvetica Neue", "Helvetica", "Arial", "DejaVu Sans"],
+    "font.size": 9,
+    "axes.edgecolor": GRID,
+    "axes.labelcolor": INK,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.titlecolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.axis": "y",
+    "axes.axisbelow": True,
+    "grid.color": GRID,
+    "grid.linewidth": 0.8,
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "xtick.labelcolor": INK,
+    "ytick.labelcolor": INK,
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+    # Text stays text (the page's fonts render it): files are smaller and labels selectable.
+    "svg.fonttype": "none",
+}
+
+
+@contextmanager
+def _style(name: str) -> Iterator[None]:
+    # A fixed salt per chart keeps the SVG ids stable between runs and distinct between charts.
+    with mpl.rc_context({**_STYLE, "svg.hashsalt": name}):
+        yield
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buf.getvalue()
+    # Drop the XML prolog and DOCTYPE: the SVG is embedded in HTML.
+    return text[text.index("<svg") :]
+
+
+def _compact(prefix: str = "") -> Callable[[float, float], str]:
+    def fmt(x: float, _pos: float) -> str:
+        for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if abs(x) >= size:
+                return f"{prefix}{x / size:.3g}{suffix}"
+        return f"{prefix}{x:.0f}"
+
+    return fmt
+
+
+def _values(frame: pl.DataFrame, column: str):  # type: ignore[no-untyped-def]
+    # Floats with NaN for nulls: matplotlib leaves a gap instead of failing on None.
+    return frame[column].cast(pl.Float64).to_numpy()
+
+
+def _date_axis(ax) -> None:  # type: ignore[no-untyped-def]
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+
+
+def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None) -> str:
+    """Daily GMV and orders with their trailing means, shopping events shaded.
+
+    Args:
+        daily: ``date, gmv, orders, gmv_avg, orders_avg``, one row per day.
+        events: ``label, start, end, peak`` spans to shade, or None.
+    """
+    with _style("trend"):
+        fig = Figure(figsize=(10, 4.6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+        dates = daily["date"].to_list()
+        for ax, column, title, fmt in (
+            (top, "gmv", "GMV (CNY)", _compact("¥")),
+            (bottom, "orders", "Orders", _compact()),
+        ):
+            ax.plot(dates, _values(daily, column), color=MUTED, linewidth=0.8, alpha=0.8, label="daily")
+            ax.plot(dates, _values(daily, f"{column}_avg"), color=ACCENT, linewidth=2, label="7-day mean")
+            ax.set_title(title)
+            ax.yaxis.set_major_formatter(FuncFormatter(fmt))
+            ax.set_ylim(bottom=0)
+            ax.margins(x=0.01)
+        if events is not None and dates:
+            first, last = min(dates), max(dates)
+            for span in events.iter_rows(named=True):
+                if span["end"] < first or span["start"] > last:
+                    continue
+                for ax in (top, bottom):
+                    ax.axvspan(span["start"], span["end"], color=EVENT, alpha=0.12, linewidth=0)
+                    if span["peak"] is not None:
+                        ax.axvline(span["peak"], color=EVENT, linewidth=1.2, alpha=0.9)
+                top.annotate(
+                    span["label"],
+                    xy=(span["peak"] or span["start"], 1),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color="#b45309",
+                )
+        top.legend(loc="upper left", ncols=2, bbox_to_anchor=(0, 1.0))
+        _date_axis(bottom)
+        return _svg(fig)
+
+
+def category_mix_chart(mix: pl.DataFrame, weekly: pl.DataFrame) -> str:
+    """GMV share per category over the mix window (bars) and its weekly trend (stacked areas).
+
+    Args:
+        mix: ``category_l1, share``, largest first.
+        weekly: ``week, category_l1, share``.
+    """
+    top = mix["category_l1"].head(MAX_CATEGORIES - 1 if mix.height > MAX_CATEGORIES else MAX_CATEGORIES)
+    colors = dict(zip(top.to_list(), PALETTE, strict=False))
+    lump = pl.when(pl.col("category_l1").is_in(top.implode())).then("category_l1").otherwise(pl.lit("Other"))
+    bars = mix.group_by(lump.alias("category_l1"), maintain_order=True).agg(pl.col("share").sum())
+    order = [*top.to_list(), "Other"]
+    stacked = (
+        weekly.group_by("week", lump.alias("category_l1"))
+        .agg(pl.col("share").sum())
+        .pivot("category_l1", index="week", values="share")
+        .sort("week")
+        .fill_null(0.0)
+    )
+    layers = [c for c in order if c in stacked.columns]
+    with _style("category_mix"):
+        fig = Figure(figsize=(10, 3.4), layout="constrained")
+        left, right = fig.subplots(1, 2, width_ratios=(2, 3))
+        names = bars["category_l1"].to_list()[::-1]
+        shares = bars["share"].to_list()[::-1]
+        left.barh(names, shares, color=[colors.get(n, OTHER) for n in names], height=0.7)
+        for y, share in enumerate(shares):
+            left.annotate(
+                f"{share:.1%}", (share, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8
+            )
+        left.set_title("GMV share, last 28 days")
+        left.xaxis.set_major_formatter(PercentFormatter(1, decimals=0))
+        left.grid(axis="y", visible=False)
+        left.grid(axis="x", visible=True)
+        left.set_xlim(0, max(shares, default=0) * 1.2 or 1)
+        right.set_title("Weekly GMV share")
+        if stacked.height:
+            right.stackplot(
+                stacked["week"].to_list(),
+                [_values(stacked, c) for c in layers],
+                labels=layers,
+                colors=[colors.get(c, OTHER) for c in layers],
+                alpha=0.9,
+                linewidth=0,
+            )
+            right.legend(loc="center left", bbox_to_anchor=(1, 0.5), reverse=True)
+            _date_axis(right)
+        right.set_ylim(0, 1)
+        right.margins(x=0)
+        right.yaxis.set_major_formatter(PercentFormatter(1, decimals=0))
+        return _svg(fig)
+
+
+def inventory_chart(daily: pl.DataFrame) -> str:
+    """Inventory turnover, stock-out rate and fill rate over time.
+
+    Args:
+        daily: ``date, inventory_turnover, stockout_rate, fill_rate``, one row per day.
+    """
+    with _style("inventory"):
+        fig = Figure(figsize=(10, 2.6), layout="constrained")
+        axes = fig.subplots(1, 3, sharex=True)
+        dates = daily["date"].to_list()
+        for ax, column, title, color, fmt in (
+            (axes[0], "inventory_turnover", "Inventory turnover (annualised)", ACCENT, None),
+            (axes[1], "stockout_rate", "Stock-out rate", SECOND, PercentFormatter(1, decimals=1)),
+            (axes[2], "fill_rate", "Fill rate", "#16a34a", PercentFormatter(1, decimals=1)),
+        ):
+            ax.plot(dates, _values(daily, column), color=color, linewidth=1.6)
+            ax.set_title(title)
+            ax.margins(x=0.01)
+            if fmt is not None:
+                ax.yaxis.set_major_formatter(fmt)
+            else:
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:.1f}×"))
+            _date_axis(ax)
+        return _svg(fig)
