@@ -66,12 +66,46 @@ class RolloutParams(_Section):
     stage: Stage = "foundation"
 
 
+class MlflowParams(_Section):
+    # None: a SQLite store at $ECOM_HOME/mlflow.db with artifacts in $ECOM_HOME/mlruns.
+    # A server: tracking_uri http://host:5000 (artifacts then go where the server says).
+    tracking_uri: str | None = None
+    # Where new experiments keep artifacts when the store is local, e.g. s3://bucket/mlruns.
+    artifact_location: str | None = None
+    experiment_prefix: str = "ecom"
+
+
+class ForecastParams(_Section):
+    grain: Literal["daily", "weekly"] = "daily"
+    horizon: int = Field(28, ge=1)  # periods ahead
+    lookback: int = Field(56, ge=7)  # periods of history the network sees
+    hidden_sizes: tuple[int, int] = (64, 32)  # the source's two-layer LSTM
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    backtest_folds: int = Field(3, ge=1)
+    holdout_days: int = Field(28, ge=7)  # each fold's test window
+    max_train_windows: int = Field(200_000, ge=1_000)  # sampled windows per epoch, bounds CPU time
+    seed: int = 42
+
+
+class ReplenishmentParams(_Section):
+    service_level: float = Field(0.95, gt=0.5, lt=1.0)
+    review_period_days: int = Field(7, ge=1)
+    traditional_moving_average_days: int = Field(28, ge=7)
+    traditional_safety_days: float = Field(7.0, ge=0)
+
+
 class Settings(_Section):
     home: Path = Field(default=REPO_ROOT)
     generate: GenerateParams = GenerateParams()
     land: LandParams = LandParams()
     storage: StorageParams = StorageParams()
     rollout: RolloutParams = RolloutParams()
+    mlflow: MlflowParams = MlflowParams()
+    forecast: ForecastParams = ForecastParams()
+    replenishment: ReplenishmentParams = ReplenishmentParams()
 
     @cached_property
     def data_dir(self) -> Path:
@@ -104,6 +138,10 @@ class Settings(_Section):
     @cached_property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     def resolve(self, path: str | Path) -> Path:
         """A path relative to ECOM_HOME, or the path itself when absolute."""
