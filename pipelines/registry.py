@@ -1,0 +1,542 @@
+"""The MLflow layer every model family uses: tracking, run metadata, registry and promotion.
+
+One place decides where runs live, what every run records and when a model version becomes the
+one we serve, so model families only train, evaluate and call these helpers::
+
+    with tracked_run(settings, "forecast", "lstm", params) as run:
+        ...  # fit, evaluate
+        mlflow.log_metric("wape", wape)
+        info = mlflow.pytorch.log_model(net, name="model", input_example=x,
+                                        pip_requirements=pip_requirements("torch"))
+    version = register(settings, run.info.run_id, info.model_uri, "forecast-lstm")
+    promote_if_better(settings, "forecast-lstm", version, metric="wape", candidate=wape,
+                      baseline=naive_wape, run_id=run.info.run_id)
+    model = load_champion(settings, "forecast-lstm")
+
+Aliases, not stages: ``@challenger`` is the latest registered version, ``@champion`` the one
+served. A version becomes champion only if it beats both the current champion on the same
+metric and the baseline (see :func:`promote_if_better` and docs/mlflow.md).
+
+Importing this module has no side effects and does not import MLflow; :func:`tracking` switches
+telemetry off and points MLflow at the configured store before anything talks to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import importlib
+import json
+import logging
+import math
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from pipelines import __version__
+from pipelines.config import REPO_ROOT, Settings, disable_telemetry
+
+if TYPE_CHECKING:
+    import mlflow
+    from mlflow.entities.model_registry import ModelVersion
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "NoChampionError",
+    "PromotionDecision",
+    "artifact_location",
+    "champion_uri",
+    "data_version",
+    "experiment",
+    "flatten_params",
+    "git_commit",
+    "load_champion",
+    "log_figure",
+    "log_metrics_table",
+    "log_table",
+    "pip_requirements",
+    "promote_if_better",
+    "register",
+    "run_tags",
+    "tracked_run",
+    "tracking",
+]
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+# Registry error codes that mean "no such model or alias" (SQLite store and REST server alike).
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
+
+
+class NoChampionError(LookupError):
+    """The registered model has no ``@champion`` version (or does not exist)."""
+
+    def __init__(self, model_name: str, tracking_uri: str) -> None:
+        self.model_name = model_name
+        super().__init__(
+            f"model {model_name!r} has no @champion version in {tracking_uri}: train it, "
+            f"register a version and promote it with promote_if_better(...) first"
+        )
+
+
+# --- where runs live ----------------------------------------------------------------------------
+
+
+def _is_server(uri: str) -> bool:
+    return uri.split(":", 1)[0] in {"http", "https", "databricks"}
+
+
+def tracking(settings: Settings) -> mlflow.MlflowClient:
+    """Point MLflow (tracking and registry) at ``settings.tracking_uri`` and return a client.
+
+    Also switches every tool's telemetry off and, when ``storage.s3_endpoint_url`` is set and
+    ``MLFLOW_S3_ENDPOINT_URL`` is not, exports it so S3 artifacts go to the same endpoint.
+    """
+    disable_telemetry()
+    if settings.storage.s3_endpoint_url:
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.storage.s3_endpoint_url)
+    import mlflow
+
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def artifact_location(settings: Settings) -> str | None:
+    """Where new experiments keep artifacts.
+
+    ``mlflow.artifact_location`` when set (e.g. ``s3://bucket/mlruns``); otherwise
+    ``$ECOM_HOME/mlruns`` for a local store and None (the server decides) for a tracking server.
+    """
+    if settings.mlflow.artifact_location:
+        return settings.mlflow.artifact_location
+    return None if _is_server(settings.tracking_uri) else settings.mlruns_dir.as_uri()
+
+
+def experiment(settings: Settings, family: str) -> str:
+    """Get or create the experiment ``<prefix>-<family>`` and return its id."""
+    if not family:
+        raise ValueError("family must be a non-empty name, e.g. 'forecast'")
+    client = tracking(settings)
+    name = f"{settings.mlflow.experiment_prefix}-{family}"
+    location = artifact_location(settings)
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(name, artifact_location=location)
+    if found.lifecycle_stage == "deleted":
+        client.restore_experiment(found.experiment_id)
+    if location and found.artifact_location.rstrip("/") != location.rstrip("/"):
+        log.warning(
+            "experiment %s keeps artifacts in %s, not the configured %s (an experiment's artifact "
+            "location is fixed when it is created)",
+            name,
+            found.artifact_location,
+            location,
+        )
+    return found.experiment_id
+
+
+# --- what every run records ---------------------------------------------------------------------
+
+
+def git_commit(repo: Path = REPO_ROOT) -> tuple[str, bool]:
+    """``(HEAD commit, dirty)`` of the code's repository; ``("unknown", False)`` outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit, dirty
+
+
+def _dvc_raw_md5(settings: Settings) -> str | None:
+    lock = settings.home / "dvc.lock"
+    if not lock.is_file():
+        return None
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except yaml.YAMLError:
+        return None
+    for stage in stages.values():
+        for out in (stage or {}).get("outs", []) or []:
+            if isinstance(out, dict) and str(out.get("path", "")).rstrip("/") == "data/raw":
+                return out.get("md5")
+    return None
+
+
+def data_version(settings: Settings) -> dict[str, str]:
+    """Identify the raw data a run saw: ``data.version`` (+ ``data.partitions``, ``data.dvc_md5``).
+
+    ``data.version`` is a sha256 over the sorted batch ids of the landed ``data/raw`` partitions
+    (their manifests) plus DVC's md5 of ``data/raw`` from ``dvc.lock`` when present; ``none``
+    when there is neither.
+    """
+    from pipelines.data.land import list_partitions, read_manifest
+
+    batch_ids = []
+    for partition in list_partitions(settings):
+        try:
+            batch_ids.append(str(read_manifest(partition)["batch_id"]))
+        except (OSError, KeyError, ValueError):
+            batch_ids.append(f"{partition.name}:no-manifest")
+    dvc_md5 = _dvc_raw_md5(settings)
+    out = {"data.partitions": str(len(batch_ids))}
+    if dvc_md5:
+        out["data.dvc_md5"] = dvc_md5
+    if not batch_ids and not dvc_md5:
+        out["data.version"] = "none"
+        return out
+    digest = hashlib.sha256("\n".join(sorted(batch_ids)).encode())
+    if dvc_md5:
+        digest.update(f"\ndvc:{dvc_md5}".encode())
+    out["data.version"] = digest.hexdigest()[:16]
+    return out
+
+
+def run_tags(settings: Settings, family: str, run_date: dt.date | str | None = None) -> dict[str, str]:
+    """The tags every run carries: code version, data version, family and run date."""
+    commit, dirty = git_commit()
+    tags = {
+        "git.commit": commit,
+        "git.dirty": str(dirty).lower(),
+        "mlflow.source.git.commit": commit,  # shown by the MLflow UI
+        "ecom.version": __version__,
+        "ecom.family": family,
+        **data_version(settings),
+    }
+    if run_date is not None:
+        tags["ecom.run_date"] = run_date.isoformat() if isinstance(run_date, dt.date) else str(run_date)
+    return tags
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings, dataclasses and pydantic models as ``{"a.b": "value"}`` MLflow params."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if hasattr(value, "model_dump"):
+            value = value.model_dump(mode="json")
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        if isinstance(value, Mapping):
+            out.update(flatten_params(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            out[name] = json.dumps(value, default=str)
+        elif isinstance(value, dt.date):
+            out[name] = value.isoformat()
+        else:
+            out[name] = str(value)
+    return out
+
+
+@contextmanager
+def tracked_run(
+    settings: Settings,
+    family: str,
+    run_name: str,
+    params: Mapping[str, Any],
+    *,
+    tags: Mapping[str, Any] | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    run_date: dt.date | str | None = None,
+    note: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """A run in the family's experiment with flattened params and the standard tags.
+
+    Nest runs (e.g. backtest folds) with ``nested=True`` inside a parent ``tracked_run``, or
+    with ``parent_run_id``. ``note`` becomes the run's description in the UI. The run ends as
+    FAILED when the block raises.
+    """
+    import mlflow
+
+    experiment_id = experiment(settings, family)
+    all_tags = run_tags(settings, family, run_date) | {k: str(v) for k, v in (tags or {}).items()}
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        nested=nested,
+        parent_run_id=parent_run_id,
+        tags=all_tags,
+        description=note,
+    ) as run:
+        if params:
+            mlflow.log_params(flatten_params(params))
+        yield run
+
+
+def pip_requirements(*packages: str) -> list[str]:
+    """Exact installed versions (``torch==2.13.0``, local ``+cpu`` dropped) for ``log_model``.
+
+    Pass the result as ``pip_requirements=`` so MLflow never infers them (slow); MLflow adds its
+    own pin.
+    """
+    out = []
+    for package in packages:
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError as exc:
+            raise metadata.PackageNotFoundError(f"{package} is not installed in this environment") from exc
+        out.append(f"{package}=={version.split('+', 1)[0]}")
+    return out
+
+
+# --- artifacts every family logs the same way ---------------------------------------------------
+
+
+def log_figure(figure: Any, name: str, *, close: bool = True) -> str:
+    """Log a matplotlib (or plotly) figure as ``figures/<name>`` (``.png`` unless given)."""
+    import mlflow
+
+    artifact = f"figures/{name if Path(name).suffix else name + '.png'}"
+    mlflow.log_figure(figure, artifact)
+    if close and hasattr(figure, "savefig"):
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    return artifact
+
+
+def log_table(frame: Any, name: str, *, formats: Sequence[str] = ("csv", "json")) -> list[str]:
+    """Log a polars (or pandas) frame as ``tables/<name>.csv`` / ``.json`` (a list of records)."""
+    import mlflow
+    import polars as pl
+
+    df = frame if isinstance(frame, pl.DataFrame) else pl.from_pandas(frame)
+    artifacts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in formats:
+            path = Path(tmp) / f"{name}.{fmt}"
+            if fmt == "csv":
+                df.write_csv(path)
+            elif fmt == "json":
+                path.write_text(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
+            else:
+                raise ValueError(f"unsupported table format {fmt!r}; use csv or json")
+            mlflow.log_artifact(str(path), artifact_path="tables")
+            artifacts.append(f"tables/{path.name}")
+    return artifacts
+
+
+def log_metrics_table(rows: Sequence[Mapping[str, Any]], name: str) -> list[str]:
+    """Log rows such as ``[{"model": "lstm", "wape": 0.21}, {"model": "naive", ...}]`` as a table."""
+    import polars as pl
+
+    return log_table(pl.DataFrame([dict(r) for r in rows]), name)
+
+
+# --- registry and promotion ---------------------------------------------------------------------
+
+
+def _alias_version(client: mlflow.MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            return None
+        raise
+
+
+def _model_uri(client: mlflow.MlflowClient, run_id: str, path_or_uri: str) -> str:
+    if "://" in path_or_uri or path_or_uri.startswith(("models:/", "runs:/")):
+        return path_or_uri
+    # MLflow 3 keeps logged models outside the run's artifacts: find the one this run logged
+    # under that name (registering runs:/<id>/<name> works too, but warns and guesses).
+    run = client.get_run(run_id)
+    found = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{path_or_uri}'",
+    )
+    if found:
+        return max(found, key=lambda m: m.creation_timestamp).model_uri
+    return f"runs:/{run_id}/{path_or_uri}"
+
+
+def register(
+    settings: Settings,
+    run_id: str,
+    artifact_path_or_model_uri: str,
+    model_name: str,
+    *,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> int:
+    """Register the model a run logged and point ``@challenger`` at the new version.
+
+    ``artifact_path_or_model_uri`` is the ``name`` given to ``log_model``, its ``model_uri``
+    (``models:/m-...``) or a ``runs:/`` URI. ``metrics`` are recorded as ``metric.<name>`` version
+    tags, the figures promotion compares.
+    """
+    import mlflow
+
+    client = tracking(settings)
+    uri = _model_uri(client, run_id, artifact_path_or_model_uri)
+    version_tags = {k: str(v) for k, v in (tags or {}).items()}
+    version_tags |= {f"metric.{k}": repr(float(v)) for k, v in (metrics or {}).items()}
+    mv = mlflow.register_model(uri, model_name, tags=version_tags or None)
+    client.set_registered_model_alias(model_name, CHALLENGER, mv.version)
+    return int(mv.version)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Whether a version became ``@champion``, and the figures that decided it."""
+
+    model_name: str
+    version: int
+    metric: str
+    candidate: float
+    champion: float | None  # the current champion's value of the metric; None without one
+    baseline: float
+    promoted: bool  # the version is @champion after the decision
+    reason: str
+    higher_is_better: bool
+    champion_version: int | None = None  # the champion compared against
+
+
+def _version_metric(client: mlflow.MlflowClient, mv: ModelVersion, metric: str) -> float | None:
+    tagged = (mv.tags or {}).get(f"metric.{metric}")
+    if tagged is not None:
+        return float(tagged)
+    if mv.run_id:
+        value = client.get_run(mv.run_id).data.metrics.get(metric)
+        if value is not None:
+            return float(value)
+    return None
+
+
+def _decide(
+    candidate: float, champion: float | None, champion_version: int | None, baseline: float, higher: bool
+) -> tuple[bool, str]:
+    def beats(a: float, b: float) -> bool:
+        return a > b if higher else a < b
+
+    direction = "higher" if higher else "lower"
+    if math.isnan(candidate):
+        return False, "candidate metric is NaN"
+    if not beats(candidate, baseline):
+        return False, f"does not beat the baseline ({candidate:.6g} vs {baseline:.6g}, {direction} is better)"
+    if champion_version is None:
+        return True, f"first champion: beats the baseline ({candidate:.6g} vs {baseline:.6g})"
+    if champion is None:
+        return True, (
+            f"beats the baseline ({candidate:.6g} vs {baseline:.6g}); champion v{champion_version} "
+            f"has no recorded value of this metric"
+        )
+    if not beats(candidate, champion):
+        return False, (
+            f"does not beat champion v{champion_version} ({candidate:.6g} vs {champion:.6g}, "
+            f"{direction} is better)"
+        )
+    return True, (
+        f"beats champion v{champion_version} ({candidate:.6g} vs {champion:.6g}) and the baseline "
+        f"({baseline:.6g})"
+    )
+
+
+def promote_if_better(
+    settings: Settings,
+    model_name: str,
+    version: int,
+    *,
+    metric: str,
+    candidate: float,
+    baseline: float,
+    higher_is_better: bool = False,
+    run_id: str | None = None,
+) -> PromotionDecision:
+    """Make ``version`` the ``@champion`` only if it strictly beats the champion and the baseline.
+
+    The champion's figure is its ``metric.<metric>`` version tag (recorded here and by
+    :func:`register`), else that metric of its run. Without a champion the version only has to
+    beat the baseline. The decision is logged to ``run_id`` (default: the version's run) as
+    ``promotion.*`` tags and metrics, and on the model version as ``promotion.*`` tags; a lost
+    comparison leaves ``@champion`` where it was.
+    """
+    client = tracking(settings)
+    mv = client.get_model_version(model_name, str(version))
+    candidate, baseline = float(candidate), float(baseline)
+    current = _alias_version(client, model_name, CHAMPION)
+    if current is not None and int(current.version) == int(version):
+        promoted, reason, champion, champion_version = True, "already the champion", candidate, int(version)
+    else:
+        champion_version = int(current.version) if current is not None else None
+        champion = _version_metric(client, current, metric) if current is not None else None
+        promoted, reason = _decide(candidate, champion, champion_version, baseline, higher_is_better)
+    decision = PromotionDecision(
+        model_name=model_name,
+        version=int(version),
+        metric=metric,
+        candidate=candidate,
+        champion=champion,
+        baseline=baseline,
+        promoted=promoted,
+        reason=reason,
+        higher_is_better=higher_is_better,
+        champion_version=champion_version,
+    )
+    if promoted:
+        client.set_registered_model_alias(model_name, CHAMPION, str(version))
+
+    figures = {"promotion.candidate": candidate, "promotion.baseline": baseline}
+    if champion is not None:
+        figures["promotion.champion_value"] = champion
+    labels = {
+        "promotion.promoted": str(promoted).lower(),
+        "promotion.reason": reason,
+        "promotion.metric": metric,
+        "promotion.higher_is_better": str(higher_is_better).lower(),
+    }
+    if champion_version is not None:
+        labels["promotion.champion_version"] = str(champion_version)
+    for key, value in (labels | {k: repr(v) for k, v in figures.items()}).items():
+        client.set_model_version_tag(model_name, str(version), key, value)
+    client.set_model_version_tag(model_name, str(version), f"metric.{metric}", repr(candidate))
+    target_run = run_id or mv.run_id
+    if target_run:
+        for key, value in (labels | {"promotion.model": f"{model_name}/{version}"}).items():
+            client.set_tag(target_run, key, value)
+        for key, value in figures.items():
+            client.log_metric(target_run, key, value)
+    log.info("promotion %s v%s: %s (%s)", model_name, version, promoted, reason)
+    return decision
+
+
+def champion_uri(model_name: str) -> str:
+    """``models:/<name>@champion``, loadable by any MLflow flavor."""
+    return f"models:/{model_name}@{CHAMPION}"
+
+
+def load_champion(settings: Settings, model_name: str, flavor: str = "pyfunc") -> Any:
+    """Load the ``@champion`` version with ``mlflow.<flavor>.load_model``.
+
+    Raises:
+        NoChampionError: The model does not exist or has no champion yet.
+    """
+    client = tracking(settings)
+    if _alias_version(client, model_name, CHAMPION) is None:
+        raise NoChampionError(model_name, settings.tracking_uri)
+    return importlib.import_module(f"mlflow.{flavor}").load_model(champion_uri(model_name))
