@@ -1,0 +1,236 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['date', 'sku_id'],
+        on_schema_change='fail',
+    )
+}}
+
+{%- set trailing_days = var('trailing_window_days') -%}
+{%- set lags = [1, 7, 14, 28] -%}
+{%- set rolling = [7, 28] -%}
+{%- set w = incremental_window(
+    sources=[
+        {'relation': source('raw', 'daily_sales'), 'date_column': 'date'},
+        {'relation': source('raw', 'inventory_snapshots'), 'date_column': 'date'},
+        {'relation': source('raw', 'own_prices'), 'date_column': 'effective_date', 'open_ended': true},
+        {'relation': source('raw', 'promotions'), 'date_column': 'start_date', 'open_ended': true},
+        {'relation': source('raw', 'competitor_prices'), 'date_column': 'effective_date', 'open_ended': true},
+        {'relation': source('raw', 'weather'), 'date_column': 'date'},
+        {'relation': source('raw', 'social_trends'), 'date_column': 'date'},
+        {'relation': source('raw', 'browsing_events'), 'date_column': 'event_date'},
+    ],
+    lookback_days=[trailing_days, lags | max, rolling | max] | max,
+) -%}
+
+with
+
+spine as (
+
+    select * from {{ ref('int_sku_days_spined') }}
+    where {{ in_window('date', w, 'read') }}
+
+),
+
+sku_sales as (
+
+    select * from {{ ref('int_lost_sales_estimated') }}
+    where {{ in_window('date', w, 'read') }}
+
+),
+
+prices as (
+
+    select * from {{ ref('fct_prices_daily') }}
+    where {{ in_window('date', w, 'write') }}
+
+),
+
+inventory as (
+
+    select
+        date,
+        sku_id,
+        sum(on_hand_units) as on_hand_units,
+        sum(on_order_units) as on_order_units,
+        min(days_of_cover) as days_of_cover
+    from {{ ref('fct_inventory_daily') }}
+    where {{ in_window('date', w, 'write') }}
+    group by date, sku_id
+
+),
+
+weather as (
+
+    select * from {{ ref('int_weather_days_weighted') }}
+    where {{ in_window('date', w, 'write') }}
+
+),
+
+social_trends as (
+
+    select * from {{ ref('int_social_trends_imputed') }}
+    where {{ in_window('date', w, 'write') }}
+
+),
+
+clickstream as (
+
+    select * from {{ ref('int_browsing_events_aggregated') }}
+    where {{ in_window('date', w, 'write') }}
+
+),
+
+products as (
+
+    select * from {{ ref('dim_products') }}
+
+),
+
+dates as (
+
+    select * from {{ ref('dim_dates') }}
+
+),
+
+history as (
+
+    -- lags and rolling means over the spine (one row per SKU and day), from past days only
+    select
+        spine.date,
+        spine.sku_id,
+        spine.days_since_launch,
+        sku_sales.units,
+        sku_sales.units_app,
+        sku_sales.units_web,
+        sku_sales.revenue,
+        sku_sales.stockout,
+        sku_sales.is_units_outlier,
+        sku_sales.instock_mean_units,
+        sku_sales.lost_units,
+        {%- for k in lags %}
+        lag(sku_sales.units, {{ k }}) over by_sku as units_lag_{{ k }},
+        {%- endfor %}
+        {%- for k in rolling %}
+        avg(cast(sku_sales.units as double precision)) over (
+            by_sku rows between {{ k }} preceding and 1 preceding
+        ) as units_rolling_mean_{{ k }},
+        {%- endfor %}
+        sum(case when sku_sales.stockout then 1 else 0 end) over (
+            by_sku rows between 7 preceding and 1 preceding
+        ) as stockout_days_last_7
+    from spine
+    left join sku_sales
+        on spine.date = sku_sales.date
+        and spine.sku_id = sku_sales.sku_id
+    window by_sku as (partition by spine.sku_id order by spine.date)
+
+),
+
+final as (
+
+    select
+        history.date,
+        history.sku_id,
+        products.category_l1,
+        products.category_l2,
+        products.brand,
+        products.list_price,
+        products.unit_cost,
+        history.days_since_launch,
+
+        -- target and sales
+        history.units,
+        history.units_app,
+        history.units_web,
+        history.revenue,
+        history.stockout,
+        history.is_units_outlier,
+        history.instock_mean_units,
+        history.lost_units,
+
+        -- price, promotion, competition
+        prices.shelf_price,
+        prices.effective_price,
+        prices.price_index,
+        prices.is_promo,
+        prices.promo_type,
+        prices.discount_pct,
+        prices.promo_day_number,
+        prices.competitor_min_price,
+        prices.competitor_mean_price,
+        prices.competitor_count,
+        prices.competitor_gap_pct,
+
+        -- calendar
+        dates.day_of_week,
+        dates.is_weekend,
+        dates.month,
+        dates.day_of_year,
+        dates.shopping_event,
+        dates.event_phase,
+        dates.days_to_event_peak,
+        dates.is_public_holiday,
+        dates.days_to_spring_festival,
+        dates.days_from_spring_festival,
+
+        -- weather, weighted by where the customers live
+        weather.temp_c,
+        weather.precip_mm,
+        weather.humidity_pct,
+        weather.wind_kph,
+        weather.aqi,
+        weather.extreme_weather_share,
+
+        -- social trends of the SKU's leaf category
+        social_trends.search_index,
+        social_trends.mentions,
+        social_trends.sentiment,
+        social_trends.video_views,
+
+        -- clickstream (sampled 1 in 10 sessions)
+        coalesce(clickstream.views, 0) as views,
+        coalesce(clickstream.add_to_carts, 0) as add_to_carts,
+        coalesce(clickstream.views_app, 0) as views_app,
+        coalesce(clickstream.views_web, 0) as views_web,
+
+        -- inventory at the end of the day
+        inventory.on_hand_units,
+        inventory.on_order_units,
+        inventory.days_of_cover,
+
+        -- history of the target
+        {%- for k in lags %}
+        history.units_lag_{{ k }},
+        {%- endfor %}
+        {%- for k in rolling %}
+        history.units_rolling_mean_{{ k }},
+        {%- endfor %}
+        history.stockout_days_last_7,
+
+        {{ audit_columns(w) }}
+    from history
+    left join products
+        on history.sku_id = products.sku_id
+    left join dates
+        on history.date = dates.date
+    left join prices
+        on history.date = prices.date
+        and history.sku_id = prices.sku_id
+    left join inventory
+        on history.date = inventory.date
+        and history.sku_id = inventory.sku_id
+    left join weather
+        on history.date = weather.date
+    left join social_trends
+        on history.date = social_trends.date
+        and products.category_l2 = social_trends.category_l2
+    left join clickstream
+        on history.date = clickstream.date
+        and history.sku_id = clickstream.sku_id
+    where {{ in_window('history.date', w, 'write') }}
+
+)
+
+select * from final

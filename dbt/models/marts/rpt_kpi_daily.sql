@@ -1,0 +1,158 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='date',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set trailing_days = var('trailing_window_days') -%}
+{%- set w = incremental_window(
+    sources=[
+        {'relation': source('raw', 'daily_sales'), 'date_column': 'date'},
+        {'relation': source('raw', 'order_lines'), 'date_column': 'order_date'},
+        {'relation': source('raw', 'inventory_snapshots'), 'date_column': 'date'},
+        {'relation': source('raw', 'returns'), 'date_column': 'return_date'},
+    ],
+    lookback_days=trailing_days,
+) -%}
+
+with
+
+sku_days as (
+
+    select * from {{ ref('int_lost_sales_estimated') }}
+    where {{ in_window('date', w, 'read') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+    where {{ in_window('order_date', w, 'read') }}
+
+),
+
+inventory as (
+
+    select * from {{ ref('fct_inventory_daily') }}
+    where {{ in_window('date', w, 'read') }}
+
+),
+
+returns as (
+
+    select * from {{ ref('stg_shop__returns') }}
+    where {{ in_window('return_date', w, 'read') }}
+
+),
+
+sales_by_day as (
+
+    select
+        date,
+        sum(revenue) as gmv,
+        sum(units) as units,
+        count(*) as active_skus,
+        sum(case when stockout then 1 else 0 end) as stockout_skus,
+        sum(lost_units) as lost_units
+    from sku_days
+    group by date
+
+),
+
+orders_by_day as (
+
+    select
+        order_date as date,
+        count(distinct order_id) as orders
+    from orders
+    group by order_date
+
+),
+
+inventory_by_day as (
+
+    select
+        date,
+        sum(inventory_value) as inventory_value,
+        sum(cogs) as cogs
+    from inventory
+    group by date
+
+),
+
+returns_by_day as (
+
+    select
+        return_date as date,
+        sum(quantity) as returned_units
+    from returns
+    group by return_date
+
+),
+
+daily as (
+
+    select
+        sales_by_day.date,
+        sales_by_day.gmv,
+        coalesce(orders_by_day.orders, 0) as orders,
+        sales_by_day.units,
+        sales_by_day.active_skus,
+        sales_by_day.stockout_skus,
+        sales_by_day.lost_units,
+        inventory_by_day.inventory_value,
+        coalesce(inventory_by_day.cogs, 0) as cogs,
+        coalesce(returns_by_day.returned_units, 0) as returned_units
+    from sales_by_day
+    left join orders_by_day
+        on sales_by_day.date = orders_by_day.date
+    left join inventory_by_day
+        on sales_by_day.date = inventory_by_day.date
+    left join returns_by_day
+        on sales_by_day.date = returns_by_day.date
+
+),
+
+with_trailing as (
+
+    select
+        *,
+        sum(cogs) over last_window as cogs_trailing,
+        avg(inventory_value) over last_window as inventory_value_trailing_mean,
+        sum(returned_units) over last_window as returned_units_trailing,
+        sum(units) over last_window as units_trailing
+    from daily
+    window last_window as (
+        order by date
+        range between interval '{{ trailing_days - 1 }} days' preceding and current row
+    )
+
+),
+
+final as (
+
+    select
+        date,
+        {{ round_to('gmv') }} as gmv,
+        orders,
+        -- from the rounded gmv: a sum of floats in another order must not move the rounding
+        {{ round_to(round_to('gmv') ~ ' / nullif(orders, 0)') }} as aov,
+        units,
+        active_skus,
+        cast(stockout_skus as double precision) / nullif(active_skus, 0) as stockout_rate,
+        lost_units,
+        cast(units as double precision) / nullif(units + lost_units, 0) as fill_rate,
+        {{ round_to('inventory_value') }} as inventory_value,
+        cogs_trailing * (365.0 / {{ trailing_days }}) / nullif(inventory_value_trailing_mean, 0)
+            as inventory_turnover,
+        cast(returned_units_trailing as double precision) / nullif(units_trailing, 0) as return_rate,
+        {{ audit_columns(w) }}
+    from with_trailing
+    where {{ in_window('date', w, 'write') }}
+
+)
+
+select * from final

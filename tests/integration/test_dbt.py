@@ -1,0 +1,233 @@
+"""The dbt project on the tiny world: green builds, incremental equals full refresh, idempotent reruns.
+
+One module-scoped warehouse goes through a realistic life, each step a ``dbt build`` in a subprocess:
+
+1. history (every day up to D-2) lands as one batch -> first (full) build;
+2. day D-1 lands -> incremental build, which must write day D-1 only;
+3. day D lands with two corrections of the past (a daily-sales row of D-10 and a shelf-price change
+   point, both re-landed with new values) -> incremental build; the marts are snapshotted;
+4. the same batch D is landed again (a retried daily run) -> build; nothing may change;
+5. ``--vars '{reprocess_from: D-40}'`` (a backfill) rebuilds 40 days; nothing may change;
+6. ``dbt build --full-refresh`` -> must equal the snapshot of step 3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.integration.warehouse_fixtures import (
+    MARTS,
+    copy_schema,
+    count_differences,
+    load_raw,
+    run_dbt,
+    warehouse_path,
+    write_batch,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# Incremental models checked against the full refresh, besides the marts.
+INCREMENTAL_INTERMEDIATE = ("int_lost_sales_estimated",)
+
+
+@dataclass
+class WarehouseLife:
+    home: Path
+    last_day: dt.date
+    correction_day: dt.date
+    price_correction_day: dt.date
+    seconds: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {t: con.execute(f"select count(*) from build_marts.{t}").fetchone()[0] for t in MARTS}
+
+
+def _build(life: WarehouseLife, step: str, *extra: str, command: str = "build", **dbt_vars: str) -> None:
+    started = time.perf_counter()
+    result = run_dbt(life.home, [command, *extra], run_date=life.last_day, dbt_vars=dbt_vars)
+    life.seconds[step] = time.perf_counter() - started
+    life.outputs[step] = result.stdout
+
+
+def _land_corrected_day(con: duckdb.DuckDBPyConnection, world: Path, out: Path, day: dt.date) -> dict:
+    """Batch for ``day`` plus two re-landed corrections of the past; returns what was corrected."""
+    write_batch(con, world, out, day, day)
+    sales, prices = world / "daily_sales.parquet", world / "own_prices.parquet"
+    correction_day = day - dt.timedelta(days=10)
+    sku, channel = con.execute(
+        f"select sku_id, channel from read_parquet('{sales}') where date = ? "
+        "order by units desc, sku_id limit 1",
+        [correction_day],
+    ).fetchone()
+    con.execute(
+        f"""copy (
+            select * from read_parquet('{sales}') where date = date '{day}'
+            union all
+            select date, sku_id, channel, units + 5, round((units + 5) * price_paid, 2), price_paid, stockout
+            from read_parquet('{sales}')
+            where date = date '{correction_day}' and sku_id = {sku} and channel = '{channel}'
+        ) to '{out / "daily_sales.parquet"}' (format parquet)"""
+    )
+    price_sku, price_day = con.execute(
+        f"select sku_id, max(effective_date) from read_parquet('{prices}') "
+        "where effective_date < ? group by sku_id order by 2 desc, 1 limit 1",
+        [day - dt.timedelta(days=20)],
+    ).fetchone()
+    con.execute(
+        f"""copy (
+            select * from read_parquet('{prices}') where effective_date = date '{day}'
+            union all
+            select sku_id, effective_date, round(price * 0.9, 1)
+            from read_parquet('{prices}') where sku_id = {price_sku} and effective_date = date '{price_day}'
+        ) to '{out / "own_prices.parquet"}' (format parquet)"""
+    )
+    return {"correction_day": correction_day, "price_correction_day": price_day}
+
+
+@pytest.fixture(scope="module")
+def life(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseLife]:
+    world = tiny_world / "data" / "generated"
+    home = tmp_path_factory.mktemp("warehouse_home")
+    batches = tmp_path_factory.mktemp("batches")
+    warehouse_path(home).parent.mkdir(parents=True, exist_ok=True)
+
+    with duckdb.connect() as scratch:
+        sales = world / "daily_sales.parquet"
+        last_day = scratch.execute(f"select max(date) from read_parquet('{sales}')").fetchone()[0]
+        day_before, two_before = last_day - dt.timedelta(days=1), last_day - dt.timedelta(days=2)
+        write_batch(scratch, world, batches / "history", None, two_before)
+        write_batch(scratch, world, batches / "day_before", day_before, day_before)
+        corrected = _land_corrected_day(scratch, world, batches / "last_day", last_day)
+    life = WarehouseLife(home, last_day, corrected["correction_day"], corrected["price_correction_day"])
+
+    def land(folder: str, batch_date: dt.date) -> None:
+        with duckdb.connect(str(warehouse_path(home))) as con:
+            load_raw(con, batches / folder, batch_date, f"{folder}-{batch_date}")
+
+    def snapshot(schema: str) -> None:
+        with duckdb.connect(str(warehouse_path(home))) as con:
+            copy_schema(con, "build_marts", schema, MARTS)
+            copy_schema(con, "build_intermediate", schema, INCREMENTAL_INTERMEDIATE)
+            life.counts[schema] = _counts(con)
+
+    land("history", two_before)
+    _build(life, "history")
+    snapshot("after_history")
+
+    land("day_before", day_before)
+    _build(life, "day_before")
+    snapshot("after_day_before")
+
+    land("last_day", last_day)
+    _build(life, "last_day")
+    snapshot("after_last_day")
+
+    land("last_day", last_day)  # a retried daily run re-lands the same batch
+    _build(life, "rerun")
+    snapshot("after_rerun")
+
+    # a backfill: force every incremental model to rebuild the last 40 days
+    _build(life, "reprocess", command="run", reprocess_from=str(last_day - dt.timedelta(days=40)))
+    snapshot("after_reprocess")
+
+    _build(life, "full_refresh", "--full-refresh")
+    yield life
+
+
+def test_full_build_passes_and_every_mart_has_rows(life: WarehouseLife) -> None:
+    results = json.loads((life.home / "dbt" / "target" / "run_results.json").read_text())["results"]
+    statuses = {r["status"] for r in results}
+    assert statuses <= {"success", "pass"}, [r for r in results if r["status"] not in ("success", "pass")]
+    kinds = {r["unique_id"].split(".")[0] for r in results}
+    assert {"model", "test", "unit_test", "seed"} <= kinds
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        counts = _counts(con)
+        schemas = {r[0] for r in con.execute("select table_schema from information_schema.tables").fetchall()}
+    assert all(n > 0 for n in counts.values()), counts
+    assert {"build_staging", "build_intermediate", "build_marts"} <= schemas
+
+
+def test_daily_run_writes_only_the_new_day(life: WarehouseLife) -> None:
+    day_before = life.last_day - dt.timedelta(days=1)
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        for table in ("fct_sales_daily", "fct_inventory_daily", "fct_prices_daily", "mart_demand_features"):
+            written = con.execute(
+                f"select min(date), max(date) from after_day_before.{table} where _source_batch_date = ?",
+                [day_before],
+            ).fetchone()
+            assert written == (day_before, day_before), table
+        orders = con.execute(
+            "select min(order_date), max(order_date) from after_day_before.fct_orders "
+            "where _source_batch_date = ?",
+            [day_before],
+        ).fetchone()
+        assert orders == (day_before, day_before)
+    assert "rebuilding" in life.outputs["day_before"]
+
+
+def test_correction_rebuilds_from_the_corrected_day(life: WarehouseLife) -> None:
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        first_rebuilt = "select min(date) from after_last_day.{} where _source_batch_date = ?"
+        sales_from = con.execute(first_rebuilt.format("fct_sales_daily"), [life.last_day]).fetchone()[0]
+        prices_from = con.execute(first_rebuilt.format("fct_prices_daily"), [life.last_day]).fetchone()[0]
+        corrected_units = con.execute(
+            "select count(*) from after_last_day.fct_sales_daily s join after_day_before.fct_sales_daily p "
+            "using (date, sku_id, channel) where s.date = ? and s.units = p.units + 5",
+            [life.correction_day],
+        ).fetchone()[0]
+    assert sales_from == life.correction_day  # not earlier: history before the correction is left alone
+    assert prices_from == life.price_correction_day  # a price holds until the next change: open-ended
+    assert corrected_units == 1
+
+
+def test_incremental_runs_equal_a_full_refresh(life: WarehouseLife) -> None:
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        differences = {
+            table: count_differences(con, ("after_last_day", table), (schema, table))
+            for schema, tables in (("build_marts", MARTS), ("build_intermediate", INCREMENTAL_INTERMEDIATE))
+            for table in tables
+        }
+        assert _counts(con) == life.counts["after_last_day"]
+    assert differences == dict.fromkeys(differences, 0)
+
+
+def test_rerunning_the_same_day_changes_nothing(life: WarehouseLife) -> None:
+    assert life.counts["after_rerun"] == life.counts["after_last_day"]
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        differences = {t: count_differences(con, ("after_last_day", t), ("after_rerun", t)) for t in MARTS}
+    assert differences == dict.fromkeys(differences, 0)
+
+
+def test_reprocess_from_rebuilds_the_range_and_changes_nothing(life: WarehouseLife) -> None:
+    assert f"rebuilding {life.last_day - dt.timedelta(days=40)} .. end" in life.outputs["reprocess"]
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        differences = {
+            t: count_differences(con, ("after_last_day", t), ("after_reprocess", t)) for t in MARTS
+        }
+    assert differences == dict.fromkeys(differences, 0)
+
+
+def test_docs_generate(life: WarehouseLife) -> None:
+    run_dbt(life.home, ["docs", "generate"])
+    catalog = json.loads((life.home / "dbt" / "target" / "catalog.json").read_text())
+    documented = {node.split(".")[-1] for node in catalog["nodes"]}
+    assert set(MARTS) <= documented
+
+
+def test_source_freshness(life: WarehouseLife) -> None:
+    result = run_dbt(life.home, ["source", "freshness"])
+    sources = json.loads((life.home / "dbt" / "target" / "sources.json").read_text())["results"]
+    assert len(sources) == 15
+    assert {s["status"] for s in sources} == {"pass"}, result.stdout
