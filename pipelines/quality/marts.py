@@ -1,0 +1,351 @@
+"""Audit and publish the marts: the audit and publish steps of write-audit-publish.
+
+dbt builds every mart into ``build_marts`` (write). :func:`validate_marts` checks the data interval
+of each mart with its suite (``expectations/marts/<mart>.json``): the rows of the run date for
+dated marts, the whole table for dimensions (audit). :func:`publish_marts` then copies every
+``build_marts`` table to ``marts`` in one transaction (publish), so analysts see either the old
+marts or the new ones, never a mix, and a failed audit or copy leaves ``marts`` as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.quality.engine import (
+    ROW,
+    GateFailure,
+    Outcome,
+    QualityError,
+    QualityGateError,
+    SuiteRunner,
+    classify,
+    new_run_id,
+    to_gx_frame,
+)
+from pipelines.quality.store import insert_validation_results, quote, table_exists, utc_now
+from pipelines.quality.suites import Dimension, Rule, Severity, list_suites, read_suite
+
+__all__ = ["BUILD_SCHEMA", "PUBLISH_SCHEMA", "MartsValidationResult", "publish_marts", "validate_marts"]
+
+BUILD_SCHEMA = "build_marts"
+PUBLISH_SCHEMA = "marts"
+DEFAULT_CHANNELS = ("app", "web")
+
+# Lower bounds on a mart's rows for the run date, from what raw holds (the parameter min_rows).
+# A mart the raw tables cannot bound gets 1; so does any mart whose raw table is not there yet.
+_MIN_ROWS_SQL: dict[str, tuple[str, str]] = {
+    "dim_products": ("products", "select count(distinct sku_id) from raw.products"),
+    "dim_customers": ("customers", "select count(distinct customer_id) from raw.customers"),
+    "fct_sales_daily": (
+        "daily_sales",
+        "select count(*) from (select distinct sku_id, channel from raw.daily_sales where date = ?)",
+    ),
+    "fct_inventory_daily": (
+        "inventory_snapshots",
+        "select count(*) from (select distinct sku_id, warehouse_id "
+        "from raw.inventory_snapshots where date = ?)",
+    ),
+    "fct_prices_daily": (
+        "products",
+        "select count(distinct sku_id) from raw.products where launch_date <= ?",
+    ),
+    "mart_demand_features": (
+        "products",
+        "select count(distinct sku_id) from raw.products where launch_date <= ?",
+    ),
+}
+
+# Stand-in rule for "the suite fits the table" problems, so they are recorded like any other result.
+_SHAPE_RULE = Rule(
+    name="table_matches_suite",
+    type="table_matches_suite",
+    kwargs={},
+    severity=Severity.BLOCK,
+    dimension=Dimension.COMPLETENESS,
+    description="build_marts holds the table with every column its suite names",
+    row_level=False,
+)
+
+
+@dataclass(frozen=True)
+class MartsValidationResult:
+    """What a marts audit did.
+
+    Attributes:
+        run_id: Identifies this audit in ``quality.validation_results``; pass it to
+            :func:`publish_marts` to publish only what this audit passed.
+        run_date: The data interval audited.
+        validated: Rows validated per mart (the run date's rows, or the whole dimension).
+        min_rows: The ``min_rows`` parameter each mart was checked against.
+        warnings: One line per failed ``warn`` rule.
+        unaudited: ``build_marts`` tables without a suite (published unaudited).
+        data_docs_index: Data Docs entry page.
+        seconds: Wall time of the call.
+    """
+
+    run_id: str
+    run_date: dt.date
+    validated: dict[str, int]
+    min_rows: dict[str, int]
+    warnings: list[str]
+    unaudited: list[str]
+    data_docs_index: Path
+    seconds: float
+
+    def summary(self) -> str:
+        """A few lines for a person: what was audited, warnings, where the docs are."""
+        rows = sum(self.validated.values())
+        lines = [
+            f"audited {len(self.validated)} marts for {self.run_date} (run {self.run_id}, {rows:,} rows) "
+            f"in {self.seconds:.1f}s: every blocking expectation passed"
+        ]
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines.append(f"Data Docs: {self.data_docs_index}")
+        return "\n".join(lines)
+
+
+def validate_marts(
+    settings: Settings,
+    run_date: dt.date,
+    run_id: str | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    channels: tuple[str, ...] = DEFAULT_CHANNELS,
+) -> MartsValidationResult:
+    """Audit every ``build_marts`` table that has a suite, for the data interval of ``run_date``.
+
+    Args:
+        settings: Paths (the warehouse, ``reports/data_docs``).
+        run_date: The data interval: dated marts are checked on their rows of this date.
+        run_id: Recorded with every result row; default ``marts_<date>_<utc time>_<random>``.
+        progress: Called with short human-readable messages.
+        channels: Value set of the sales channels.
+
+    Returns:
+        Rows validated per mart, warnings, unaudited tables and the Data Docs index.
+
+    Raises:
+        QualityError: The warehouse does not exist.
+        QualityGateError: A blocking expectation failed, or a mart with a suite is missing from
+            ``build_marts`` or lacks a column its suite names. Results are recorded either way;
+            ``marts`` is not touched.
+    """
+    import duckdb
+    import pandas as pd
+
+    started = time.perf_counter()
+    say = progress or _silent
+    run_id = run_id or new_run_id("marts", run_date)
+    if not settings.warehouse_path.is_file():
+        raise QualityError(f"no warehouse at {settings.warehouse_path}; build the marts first (dbt build)")
+    now = utc_now()
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        runner = SuiteRunner.for_reports(settings.reports_dir)
+        built = _relations(con, BUILD_SCHEMA)
+        suites = list_suites("marts")
+        outcomes: list[Outcome] = []
+        validated: dict[str, int] = {}
+        min_rows: dict[str, int] = {}
+        for name in suites:
+            suite = read_suite("marts", name)
+            if name not in built:
+                outcomes.append(
+                    _shape_problem(name, f"build_marts.{name} does not exist (dbt has not built it)")
+                )
+                continue
+            date_column = suite.meta.get("date_column")
+            columns = set(built[name])
+            missing = sorted((suite.columns | ({date_column} if date_column else set())) - columns)
+            if missing:
+                outcomes.append(
+                    _shape_problem(
+                        name,
+                        f"suite {suite.path.name} names column(s) {missing} that build_marts.{name} "
+                        f"does not have (it has: {', '.join(built[name])})",
+                    )
+                )
+                continue
+            query = f"select * from {BUILD_SCHEMA}.{quote(name)}"
+            params: list[Any] = []
+            if date_column:
+                query += f" where {quote(date_column)} = ?"
+                params.append(run_date)
+            frame = con.sql(query, params=params).pl().with_row_index(ROW, offset=1)
+            validated[name] = frame.height
+            min_rows[name] = _min_rows(con, name, run_date)
+            say(f"auditing {name} ({frame.height:,} rows{' for ' + str(run_date) if date_column else ''})")
+            outcomes += runner.run(
+                suite,
+                to_gx_frame(frame),
+                {
+                    "run_date": pd.Timestamp(run_date),
+                    "min_rows": min_rows[name],
+                    "channels": list(channels),
+                },
+                run_name=run_id,
+            )
+        if validated:
+            runner.build_docs()
+        verdict = classify(outcomes)
+        con.begin()
+        insert_validation_results(
+            con, outcomes, run_id=run_id, run_date=run_date, stage="marts", validated_at=now
+        )
+        con.commit()
+    finally:
+        con.close()
+
+    warnings = [o.gate_failure().one_line() for o in verdict.warnings]
+    unaudited = sorted(set(built) - set(suites))
+    warnings += [
+        f"build_marts.{t} has no suite in expectations/marts/: published unaudited" for t in unaudited
+    ]
+    for w in warnings:
+        say(f"warning: {w}")
+    if verdict.blocked:
+        failures = [_gate_failure(o) for o in verdict.blocking]
+        raise QualityGateError(
+            f"marts audit for {run_date} (run {run_id}) failed {len(failures)} blocking expectation(s); "
+            f"nothing was published (Data Docs: {runner.index_path})",
+            failures,
+        )
+    seconds = time.perf_counter() - started
+    say(f"audited {len(validated)} marts for {run_date} in {seconds:.1f}s")
+    return MartsValidationResult(
+        run_id=run_id,
+        run_date=run_date,
+        validated=validated,
+        min_rows=min_rows,
+        warnings=warnings,
+        unaudited=unaudited,
+        data_docs_index=runner.index_path,
+        seconds=seconds,
+    )
+
+
+def publish_marts(
+    settings: Settings,
+    run_id: str | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Copy every ``build_marts`` table to ``marts``, all in one transaction.
+
+    Args:
+        settings: Where the warehouse is.
+        run_id: The marts audit this publish follows. When given, publishing refuses unless that
+            audit is recorded in ``quality.validation_results`` with no failed blocking expectation.
+        progress: Called with short human-readable messages.
+
+    Returns:
+        The published table names, sorted.
+
+    Raises:
+        QualityError: Nothing to publish, the audit ``run_id`` is missing or failed, or a copy failed;
+            in every case ``marts`` is exactly as it was.
+    """
+    import duckdb
+
+    say = progress or _silent
+    if not settings.warehouse_path.is_file():
+        raise QualityError(f"no warehouse at {settings.warehouse_path}; nothing to publish")
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        tables = sorted(_relations(con, BUILD_SCHEMA))
+        if not tables:
+            raise QualityError(
+                f"nothing to publish: schema {BUILD_SCHEMA} has no tables (run dbt build first)"
+            )
+        if run_id is not None:
+            _check_audit(con, run_id)
+        step = f"create schema {PUBLISH_SCHEMA}"
+        con.begin()
+        try:
+            con.execute(f"create schema if not exists {PUBLISH_SCHEMA}")
+            for name in tables:
+                step = f"copying {BUILD_SCHEMA}.{name}"
+                say(f"publishing {PUBLISH_SCHEMA}.{name}")
+                con.execute(
+                    f"create or replace table {PUBLISH_SCHEMA}.{quote(name)} as "
+                    f"select * from {BUILD_SCHEMA}.{quote(name)}"
+                )
+            con.commit()
+        except duckdb.Error as exc:
+            con.rollback()
+            raise QualityError(
+                f"publishing failed while {step}: {exc}; nothing was published "
+                f"({PUBLISH_SCHEMA} is as it was)"
+            ) from exc
+        except BaseException:
+            con.rollback()
+            raise
+    finally:
+        con.close()
+    say(f"published {len(tables)} tables to {PUBLISH_SCHEMA}")
+    return tables
+
+
+def _relations(con: Any, schema: str) -> dict[str, list[str]]:
+    """Tables and views of ``schema`` with their columns, in column order."""
+    rows = con.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_catalog = current_database() and table_schema = ? order by table_name, ordinal_position",
+        [schema],
+    ).fetchall()
+    out: dict[str, list[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, []).append(column)
+    return out
+
+
+def _min_rows(con: Any, mart: str, run_date: dt.date) -> int:
+    spec = _MIN_ROWS_SQL.get(mart)
+    if spec is None or not table_exists(con, "raw", spec[0]):
+        return 1
+    sql = spec[1]
+    rows = con.execute(sql, [run_date] * sql.count("?")).fetchall()
+    return max(1, int(rows[0][0] or 0))
+
+
+def _check_audit(con: Any, run_id: str) -> None:
+    if not table_exists(con, "quality", "validation_results"):
+        raise QualityError(f"no marts audit {run_id} recorded (quality.validation_results does not exist)")
+    rows = con.execute(
+        "select count(*), count(*) filter (where not success and severity = 'block') "
+        "from quality.validation_results where run_id = ? and stage = 'marts'",
+        [run_id],
+    ).fetchall()
+    total, failed = rows[0]
+    if not total:
+        raise QualityError(f"no marts audit {run_id} recorded in quality.validation_results; audit first")
+    if failed:
+        raise QualityError(f"marts audit {run_id} failed {failed} blocking expectation(s); not publishing")
+
+
+def _shape_problem(mart: str, message: str) -> Outcome:
+    return Outcome(table=mart, rule=_SHAPE_RULE, success=False, error=message)
+
+
+def _gate_failure(o: Outcome) -> GateFailure:
+    if o.rule is _SHAPE_RULE:
+        return GateFailure(
+            table=f"{BUILD_SCHEMA}.{o.table}",
+            expectation=o.rule.name,
+            dimension=o.rule.dimension.value,
+            failing=1,
+            checked=None,
+            description=o.error or "",
+            row_level=False,
+        )
+    return o.gate_failure()
+
+
+def _silent(_message: str) -> None:
+    return None

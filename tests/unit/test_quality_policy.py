@@ -1,0 +1,183 @@
+"""The severity policy as pure functions: what a failed expectation does (block, quarantine, warn),
+how slices add up, what the gate's message says, how big tables are sliced, and which
+reconciliation keys quarantined rows take out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from pipelines.quality.engine import GateFailure, Outcome, QualityGateError, classify, combine, jsonable
+from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks
+from pipelines.quality.suites import Dimension, Rule, Severity
+
+
+def _rule(
+    severity: Severity, name: str = "expect_column_values_to_be_between(units)", row_level: bool = True
+) -> Rule:
+    return Rule(
+        name=name,
+        type=name.split("(")[0],
+        kwargs={"column": "units", "min_value": 0},
+        severity=severity,
+        dimension=Dimension.ACCURACY,
+        description="Units sold is 0 or more",
+        row_level=row_level,
+    )
+
+
+def _failed(severity: Severity, rows: list[int] | None = None, **kw: object) -> Outcome:
+    rows = [3, 7] if rows is None else rows
+    return Outcome("daily_sales", _rule(severity), False, 10, len(rows), list(rows), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("severity", "blocked", "quarantined", "warned"),
+    [
+        (Severity.BLOCK, True, {}, 0),
+        (
+            Severity.QUARANTINE,
+            False,
+            {"daily_sales": {"expect_column_values_to_be_between(units)": [3, 7]}},
+            0,
+        ),
+        (Severity.WARN, False, {}, 1),
+    ],
+)
+def test_each_severity_maps_to_its_outcome(
+    severity: Severity, blocked: bool, quarantined: dict[str, dict[str, list[int]]], warned: int
+) -> None:
+    verdict = classify([_failed(severity)])
+    assert verdict.blocked is blocked
+    assert verdict.quarantine == quarantined
+    assert len(verdict.warnings) == warned
+
+
+def test_passing_expectations_change_nothing_whatever_their_severity() -> None:
+    passed = [Outcome("t", _rule(s), True, 10, 0) for s in Severity]
+    verdict = classify(passed)
+    assert not verdict.blocked and verdict.quarantine == {} and verdict.warnings == []
+
+
+def test_a_quarantine_rule_that_cannot_name_its_rows_blocks() -> None:
+    # Loading "the rest" would load the bad rows too.
+    assert classify([_failed(Severity.QUARANTINE, rows=[])]).blocked
+    assert classify([_failed(Severity.QUARANTINE, error="column 'units' does not exist")]).blocked
+
+
+def test_quarantined_rows_of_one_rule_add_up_across_slices() -> None:
+    verdict = classify([_failed(Severity.QUARANTINE, [1, 2]), _failed(Severity.QUARANTINE, [9])])
+    assert verdict.quarantine == {"daily_sales": {"expect_column_values_to_be_between(units)": [1, 2, 9]}}
+
+
+def test_slices_combine_into_one_result_per_rule() -> None:
+    a = Outcome("daily_sales", _rule(Severity.QUARANTINE), True, 100, 0, chunk="2024-01-01..2024-01-31")
+    b = _failed(Severity.QUARANTINE, [5], chunk="2024-02-01..2024-02-29", samples=[{"units": -1}])
+    [merged] = combine([a, b])
+    assert (merged.success, merged.element_count, merged.unexpected_count, merged.rows) == (
+        False,
+        110,
+        1,
+        [5],
+    )
+    assert merged.samples == [{"units": -1}] and merged.chunk == "*"
+
+
+def test_the_gate_message_names_table_expectation_count_and_up_to_five_samples() -> None:
+    samples = [{"_row": i, "units": -i, "date": "2024-01-01"} for i in range(1, 8)]
+    failure = _failed(Severity.BLOCK, list(range(1, 8)), samples=samples).gate_failure()
+    assert failure == GateFailure(
+        "daily_sales",
+        "expect_column_values_to_be_between(units)",
+        "accuracy",
+        7,
+        10,
+        "Units sold is 0 or more",
+        tuple(samples[:5]),
+    )
+    text = str(QualityGateError("raw batch 2024-01-01 blocked", [failure]))
+    assert text.splitlines()[:2] == [
+        "raw batch 2024-01-01 blocked",
+        "  - daily_sales: expect_column_values_to_be_between(units) [accuracy] failed for 7 of 10 row(s): "
+        "Units sold is 0 or more",
+    ]
+    assert text.count("sample:") == 5
+    assert 'sample: {"_row": 1, "units": -1, "date": "2024-01-01"}' in text
+
+
+def test_an_aggregate_failure_shows_the_observed_value() -> None:
+    outcome = Outcome(
+        "fct_sales_daily", _rule(Severity.BLOCK, "expect_table_row_count_to_be_between", False), False
+    )
+    outcome.observed = 0
+    failure = outcome.gate_failure()
+    assert (failure.failing, failure.checked, failure.samples) == (1, None, ({"observed_value": 0},))
+    assert str(failure).startswith(
+        "fct_sales_daily: expect_table_row_count_to_be_between [accuracy] failed: Units sold is 0 or more"
+    )
+
+
+def test_values_become_plain_json() -> None:
+    import numpy as np
+    import pandas as pd
+
+    assert jsonable({"d": pd.Timestamp("2024-03-01"), "n": np.int64(4), "x": float("nan"), "t": pd.NaT}) == {
+        "d": "2024-03-01",
+        "n": 4,
+        "x": None,
+        "t": None,
+    }
+
+
+# --- slicing big tables by business date ----------------------------------------------------------
+
+
+def _counts(*pairs: tuple[dt.date | None, int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"date": [p[0] for p in pairs], "n": [p[1] for p in pairs]}, schema={"date": pl.Date, "n": pl.Int64}
+    )
+
+
+def test_a_table_that_fits_is_one_slice() -> None:
+    assert plan_chunks(_counts((dt.date(2024, 1, 1), 5), (None, 1)), 10) == [Chunk("all", whole=True)]
+
+
+def test_slices_are_whole_days_up_to_the_limit_plus_one_for_rows_without_a_date() -> None:
+    d = [dt.date(2024, 1, i) for i in range(1, 6)]
+    chunks = plan_chunks(_counts((d[3], 4), (d[0], 4), (d[1], 4), (None, 2), (d[2], 12), (d[4], 1)), 8)
+    assert [(c.first, c.last, c.null_dates) for c in chunks] == [
+        (d[0], d[1], False),  # 8 rows
+        (d[2], d[2], False),  # a single day larger than the limit is not split
+        (d[3], d[4], False),  # 5 rows
+        (None, None, True),
+    ]
+    frame = pl.DataFrame({"date": [d[0], d[2], None, d[4]]})
+    assert frame.filter(chunks[0].predicate("date")).height == 1
+    assert frame.filter(chunks[3].predicate("date")).height == 1
+
+
+# --- reconciliation leaves out what quarantine took ------------------------------------------------
+
+
+def test_keys_of_quarantined_rows_leave_the_reconciliation_and_null_parts_match_anything() -> None:
+    key = ["date", "sku_id", "channel"]
+    d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
+    frame = pl.LazyFrame(
+        {
+            "date": [d1, d1, d1, d2, d2, d2],
+            "sku_id": [1, 2, 3, 1, 2, 3],
+            "channel": ["app", "app", "web", "app", "web", "web"],
+        }
+    )
+    bad = pl.DataFrame(
+        {
+            "date": [d1, d2, None],
+            "sku_id": [2, None, None],  # (d2, ?, web): its sku is unknown, so every web key of d2 goes
+            "channel": ["app", "web", None],  # a wholly unknown key cannot be placed: excludes nothing
+        }
+    )
+    kept = exclude_keys(frame, bad, key).collect().sort(key)
+    assert kept.rows() == [(d1, 1, "app"), (d1, 3, "web"), (d2, 1, "app")]
+    assert exclude_keys(frame, bad.clear(), key).collect().height == 6
