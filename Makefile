@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test test-fast lint bench lock clean
+.PHONY: setup run test test-fast lint bench lock clean airflow-ui dbt-docs
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check pipelines tests bench dags
 	$(BIN)/ruff format --check pipelines tests bench dags
+
+airflow-ui: setup
+	$(BIN)/ecom ui airflow
+
+dbt-docs: setup
+	$(BIN)/ecom ui dbt-docs
 
 bench: setup
 	$(BIN)/python bench/generate.py

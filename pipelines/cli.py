@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 from typing import Annotated
@@ -131,31 +132,215 @@ def contract() -> None:
     print(render_markdown())
 
 
+DateOption = Annotated[
+    dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Run date (default: see command)")
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def replay(
+    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Last business day of the batch")],
+    since: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (default: all history)")
+    ] = None,
+    source: Annotated[
+        Path | None, typer.Option(help="Contract files to cut from (default: data/generated)")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Default: data/incoming/<date>")] = None,
+) -> None:
+    """Cut a batch for a date range out of generated data, as a daily feed would deliver it."""
+    from pipelines.data.replay import replay_batch
+
+    s = _settings()
+    target = s.resolve(out_dir) if out_dir else s.data_dir / "incoming" / date.date().isoformat()
+    try:
+        rows = replay_batch(
+            s.resolve(source) if source else s.generated_dir,
+            target,
+            date.date(),
+            since.date() if since else None,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc), 2) from exc
+    out.print(f"replayed {sum(rows.values()):,} rows in {len(rows)} tables -> {target}")
+
+
+validate_app = typer.Typer(no_args_is_help=True, help="Great Expectations gates.")
+app.add_typer(validate_app, name="validate")
+
+
+@validate_app.command("raw")
+def validate_raw_cmd(
+    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Batch date")],
+) -> None:
+    """Validate a landed partition and load its passing rows into the warehouse's raw schema."""
+    from pipelines.quality import QualityGateError
+    from pipelines.quality.raw import validate_raw
+
+    s = _settings()
+    try:
+        result = validate_raw(s, date.date(), progress=lambda msg: err.print(f"  {msg}", highlight=False))
+    except (QualityGateError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    out.print(result.summary() if hasattr(result, "summary") else result)
+
+
+@validate_app.command("marts")
+def validate_marts_cmd(
+    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Run date")],
+) -> None:
+    """Audit the freshly built marts (build_marts) for a run date before they are published."""
+    from pipelines.quality import QualityGateError
+    from pipelines.quality.marts import validate_marts
+
+    try:
+        result = validate_marts(_settings(), date.date())
+    except QualityGateError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(result.summary() if hasattr(result, "summary") else result)
+
+
+@app.command()
+def publish() -> None:
+    """Publish the audited marts (build_marts -> marts) in one transaction."""
+    from pipelines.quality.marts import publish_marts
+
+    tables = publish_marts(_settings())
+    out.print(f"published {len(tables)} marts: {', '.join(tables)}")
+
+
+@app.command("dbt")
+def dbt_cmd(
+    args: Annotated[list[str], typer.Argument(help="dbt command and arguments, e.g. build --select marts")],
+    date: DateOption = None,
+) -> None:
+    """Run dbt on the project with the warehouse and artifacts under ECOM_HOME."""
+    from pipelines.transform import DbtError, run_dbt
+
+    try:
+        output = run_dbt(_settings(), args, date.date() if date else dt.datetime.now(dt.UTC).date())
+    except DbtError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(output.rstrip(), markup=False, highlight=False)
+
+
+@app.command()
+def report(date: DateOption = None) -> None:
+    """Render the BI report (HTML with charts) from the published marts into reports/."""
+    from pipelines.report import ReportError, build_report
+
+    try:
+        path = build_report(_settings(), date.date() if date else None)
+    except ReportError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(f"report: {path}")
+
+
+@app.command("dag")
+def dag_cmd(
+    dag_id: Annotated[str, typer.Argument(help="DAG id, e.g. foundation")],
+    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Logical date of the run")],
+) -> None:
+    """Run one DAG for one date in this process (airflow dags test), with Airflow's home under ECOM_HOME."""
+    from pipelines.orchestration import DagRunError, run_dag
+
+    try:
+        run_dag(_settings(), dag_id, date.date(), say=lambda m: out.print(m, highlight=False))
+    except DagRunError as exc:
+        raise _fail(str(exc)) from exc
+
+
+ui_app = typer.Typer(no_args_is_help=True, help="Local UIs, bound to 127.0.0.1.")
+app.add_typer(ui_app, name="ui")
+
+
+@ui_app.command("airflow")
+def ui_airflow() -> None:
+    """Start Airflow standalone with the project's DAGs and print the login (Ctrl-C stops it)."""
+    from pipelines.orchestration import admin_password, airflow_env, standalone
+
+    s = _settings()
+    proc = standalone(s)
+    password = admin_password(s)
+    port = airflow_env(s)["AIRFLOW__API__PORT"]
+    out.print(
+        f"Airflow UI: http://127.0.0.1:{port}  user: admin  password: {password or '(see airflow logs)'}"
+    )
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@ui_app.command("dbt-docs")
+def ui_dbt_docs(port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8081) -> None:
+    """Generate and serve the dbt docs site (Ctrl-C stops it)."""
+    import os
+    import subprocess
+
+    from pipelines.transform import DBT_PROJECT_DIR, DbtError, dbt_env, dbt_executable, run_dbt
+
+    s = _settings()
+    try:
+        run_dbt(s, ["docs", "generate"], dt.datetime.now(dt.UTC).date())
+    except DbtError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(f"dbt docs: http://127.0.0.1:{port}")
+    args = [
+        str(dbt_executable()),
+        "docs",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-browser",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(args, cwd=DBT_PROJECT_DIR, env={**os.environ, **dbt_env(s)}, check=False)
+
+
 @app.command()
 def run(
     scale: Annotated[
         str | None, typer.Option(help="tiny, small, medium or large (default: params.yaml)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml)")] = None,
-    date: Annotated[
-        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Batch date (default: today, UTC)")
-    ] = None,
 ) -> None:
-    """The main job on embedded defaults: generate the world, then land it."""
+    """The main job on embedded defaults: generate the world, then run the foundation DAG on it."""
+    from pipelines.data.world import TIERS
+    from pipelines.orchestration import DagRunError, run_dag
+
     s = _settings()
+    scale = scale or s.generate.scale
     try:
-        source = _generate(
-            s,
-            scale or s.generate.scale,
-            s.generate.seed if seed is None else seed,
-            s.generate.start_date,
-            None,
-        )
+        _generate(s, scale, s.generate.seed if seed is None else seed, s.generate.start_date, None)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    _land(s, str(source), date.date() if date else dt.datetime.now(dt.UTC).date())
-    out.print(f"raw data: {s.raw_dir}")
+        raise _fail(str(exc), 2) from exc
+    run_date = s.generate.start_date + dt.timedelta(days=TIERS[scale].n_days - 1)
+    try:
+        run_dag(s, "foundation", run_date, say=lambda m: out.print(m, highlight=False))
+    except DagRunError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(
+        f"""
+warehouse:  {s.warehouse_path}   (published marts in schema `marts`)
+report:     {s.reports_dir / "index.html"}
+data docs:  {s.reports_dir / "data_docs" / "index.html"}
+dbt docs:   make dbt-docs   (serves on http://127.0.0.1:8081)
+airflow:    make airflow-ui (http://127.0.0.1:8080)""",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -183,13 +183,17 @@ def _no_marts(path: Path) -> ReportError:
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only, with a ReportError when there is nothing to read."""
+    """Open the warehouse, with a ReportError when there is nothing to read.
+
+    Not read-only on purpose: under Airflow's in-process runs dbt may still hold the file with
+    the default configuration, and DuckDB refuses a second handle with a different one.
+    """
     if not path.is_file():
         raise _no_marts(path)
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return duckdb.connect(str(path))
     except duckdb.Error as exc:
-        raise ReportError(f"cannot open {path} read-only: {exc}") from exc
+        raise ReportError(f"cannot open {path}: {exc}") from exc
 
 
 def _query(con: duckdb.DuckDBPyConnection, name: str, **params: object) -> pl.DataFrame:

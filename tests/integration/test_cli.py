@@ -20,15 +20,16 @@ def _ecom(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
     return subprocess.run([ECOM, *args], env=environ, capture_output=True, text=True, timeout=300)
 
 
-def test_run_generates_and_lands_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
-    first = _ecom(tmp_path, "run", "--scale", "tiny", "--seed", "5", "--date", "2024-12-31")
+def test_generate_then_land_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
+    assert _ecom(tmp_path, "generate", "--scale", "tiny", "--seed", "5").returncode == 0
+    first = _ecom(tmp_path, "land", "--source", "data/generated", "--date", "2024-12-31")
     assert first.returncode == 0, first.stderr
     partition = tmp_path / "data" / "raw" / "dt=2024-12-31"
     assert (partition / "_manifest.json").is_file()
     assert pl.read_parquet(partition / "daily_sales.parquet").height > 0
     before = {p.name: p.stat().st_mtime_ns for p in partition.iterdir()}
 
-    again = _ecom(tmp_path, "run", "--scale", "tiny", "--seed", "5", "--date", "2024-12-31")
+    again = _ecom(tmp_path, "land", "--source", "data/generated", "--date", "2024-12-31")
     assert again.returncode == 0, again.stderr
     assert "already landed" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in partition.iterdir()} == before

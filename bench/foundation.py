@@ -1,0 +1,163 @@
+"""Benchmark the foundation stage: a full build and one incremental day, through the real DAG.
+
+For each tier, in a fresh ECOM_HOME: generate the world, replay all history but the last day as one
+batch and run the `foundation` DAG for it (the full build), then replay the last day alone and run
+the DAG again (the incremental day). Each step runs as the `ecom` command a user would type; wall
+time and peak memory (RSS summed over the whole process tree, sampled every 0.2 s) are recorded.
+Results replace the `foundation` section of docs/benchmarks.md.
+
+    .venv/bin/python bench/foundation.py --tiers small large
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+ECOM = str(Path(sys.executable).parent / "ecom")
+START, END = "<!-- bench:foundation:start -->", "<!-- bench:foundation:end -->"
+TARGETS = {  # seconds, from the issue: small full <= 2 min, large full <= 15 min, a large day <= 1 min
+    ("small", "full build"): 120,
+    ("large", "full build"): 900,
+    ("large", "incremental day"): 60,
+}
+PEAK_TARGET_GIB = 12
+
+
+@dataclass(frozen=True)
+class Step:
+    tier: str
+    name: str
+    seconds: float
+    peak_gib: float
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run a command, returning wall seconds and the peak RSS of its process tree in GiB."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    root = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    output = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{output[-4000:]}")
+    return time.perf_counter() - started, peak / 2**30
+
+
+def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
+    from pipelines.config import load_settings
+    from pipelines.data.world import TIERS
+
+    home = root / tier
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = {**os.environ, "ECOM_HOME": str(home), "ECOM_LAND__SOURCE": "data/incoming/{date}"}
+    start = load_settings(env).generate.start_date
+    last = start + dt.timedelta(days=TIERS[tier].n_days - 1)
+    before = last - dt.timedelta(days=1)
+    steps = []
+
+    def step(name: str, args: list[str]) -> None:
+        print(f"[{tier}] {name} ...", file=sys.stderr, flush=True)
+        seconds, peak = _run(args, env)
+        steps.append(Step(tier, name, seconds, peak))
+        print(f"[{tier}] {name}: {seconds:.1f} s, peak {peak:.2f} GiB", file=sys.stderr, flush=True)
+
+    step("generate", [ECOM, "generate", "--scale", tier, "--seed", str(seed)])
+    step("replay history", [ECOM, "replay", "--date", before.isoformat()])
+    step("full build", [ECOM, "dag", "foundation", "--date", before.isoformat()])
+    step("replay one day", [ECOM, "replay", "--date", last.isoformat(), "--since", last.isoformat()])
+    step("incremental day", [ECOM, "dag", "foundation", "--date", last.isoformat()])
+    shutil.rmtree(home, ignore_errors=True)
+    return steps
+
+
+def _machine() -> str:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    ram = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {platform.python_version()}; {dt.date.today()}"
+
+
+def render(steps: list[Step], command: str) -> str:
+    rows = []
+    for s in steps:
+        target = TARGETS.get((s.tier, s.name))
+        verdict = (
+            "—" if target is None else ("meets" if s.seconds <= target else "misses") + f" (<= {target} s)"
+        )
+        rows.append(f"| {s.tier} | {s.name} | {s.seconds:,.1f} | {s.peak_gib:.2f} | {verdict} |")
+    peak = max(s.peak_gib for s in steps)
+    return "\n".join(
+        [
+            START,
+            "## Foundation stage (generate, land, validate, dbt, audit, publish, report)",
+            "",
+            f"Command: `{command}`. Each step is the `ecom` command a user runs; the DAG steps are "
+            "`ecom dag foundation` (Airflow `dags test`, Cosmos task group, one dbt invocation per model).",
+            "",
+            f"Machine: {_machine()}.",
+            "",
+            "| tier | step | wall s | peak RSS GiB (process tree) | target |",
+            "|---|---|--:|--:|---|",
+            *rows,
+            "",
+            f"Peak memory over all steps: {peak:.2f} GiB (target <= {PEAK_TARGET_GIB} GiB: "
+            f"{'meets' if peak <= PEAK_TARGET_GIB else 'misses'}).",
+            "The full build lands all history but the last day as one batch; the incremental day then lands",
+            "only the last day, so its cost is what a daily scheduled run pays.",
+            END,
+        ]
+    )
+
+
+def write_section(section: str) -> None:
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if START in text:
+        head, rest = text.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiers", nargs="+", default=["small"], choices=["tiny", "small", "medium", "large"])
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out-root", type=Path, default=None, help="Where the temporary ECOM_HOMEs go")
+    args = parser.parse_args()
+    root = args.out_root or Path(tempfile.mkdtemp(prefix="bench-foundation-"))
+    steps = [s for tier in args.tiers for s in bench_tier(tier, args.seed, root)]
+    write_section(render(steps, "python bench/foundation.py --tiers " + " ".join(args.tiers)))
+    print(render(steps, ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""
+### Foundation: land -> validate raw -> dbt -> validate marts -> publish -> BI report
+
+One run per day (the data interval). It lands that day's batch from `land.source` (a folder or
+`s3://` prefix; `{date}` in it is replaced by the run's date), loads it into the warehouse's `raw`
+schema through the Great Expectations gates (failing rows go to `quarantine.rejected_rows`), builds
+the dbt project into the `build_*` schemas as a Cosmos task group, audits the marts, and only then
+publishes them to the `marts` schema in one transaction and renders the BI report. A failed gate
+stops the run and leaves the published marts exactly as they were.
+
+Every task is idempotent for its date: rerunning a date gives the same rows. Backfill any date
+range with `airflow backfill create --dag-id foundation --from-date ... --to-date ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+REPO = Path(__file__).resolve().parents[1]
+DBT_DIR = REPO / "dbt"
+# dbt is installed beside the interpreter that runs Airflow (the project venv).
+DBT_BIN = Path(os.environ.get("ECOM_DBT_EXECUTABLE", Path(sys.executable).parent / "dbt"))
+ECOM_HOME = os.environ.get("ECOM_HOME", str(REPO))
+MANIFEST = Path(ECOM_HOME) / "dbt" / "target" / "manifest.json"
+# `ecom dag` sets ECOM_TASK_RETRIES=0 so a one-off run fails fast instead of waiting to retry.
+DEFAULT_ARGS = {"retries": int(os.environ.get("ECOM_TASK_RETRIES", "2")), "retry_delay": timedelta(minutes=2)}
+PUBLISHED_MARTS = Asset(name="ecom_published_marts", uri="duckdb://warehouse/marts")
+
+
+@dag(
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
+    tags=["foundation", "warehouse"],
+)
+def foundation() -> None:
+    @task
+    def land(ds: str | None = None) -> str:
+        from pipelines.foundation import land_interval
+
+        return land_interval(ds)
+
+    @task
+    def validate_raw(ds: str | None = None) -> dict:
+        from pipelines.foundation import validate_raw_interval
+
+        return validate_raw_interval(ds)
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            DBT_DIR,
+            # Written by `dbt parse` (ecom runs it before each DAG run); without it Cosmos runs `dbt ls`.
+            manifest_path=MANIFEST if MANIFEST.is_file() else None,
+            env_vars={"ECOM_HOME": ECOM_HOME},
+            dbt_vars={"run_date": "{{ ds }}"},
+        ),
+        profile_config=ProfileConfig(
+            profile_name="ecom", target_name="duckdb", profiles_yml_filepath=DBT_DIR / "profiles.yml"
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.AUTOMATIC,
+            test_behavior=TestBehavior.AFTER_ALL,
+            # Only used without a manifest, to run `dbt ls`.
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=DBT_BIN,
+        ),
+        operator_args={"install_deps": False},
+        default_args=DEFAULT_ARGS,
+    )
+
+    @task
+    def validate_marts(ds: str | None = None) -> dict:
+        from pipelines.foundation import validate_marts_interval
+
+        return validate_marts_interval(ds)
+
+    @task(outlets=[PUBLISHED_MARTS])
+    def publish(audit: dict) -> list[str]:
+        from pipelines.foundation import publish_audited
+
+        return publish_audited(audit)
+
+    @task
+    def report(ds: str | None = None) -> str:
+        from pipelines.foundation import report_interval
+
+        return report_interval(ds)
+
+    audit = validate_marts()
+    land() >> validate_raw() >> dbt >> audit
+    publish(audit) >> report()
+
+
+foundation_dag = foundation()

@@ -1,0 +1,64 @@
+"""The foundation stage's steps for one data interval, as the DAG and the CLI call them.
+
+Each function takes the run date as Airflow's ``ds`` string, reads configuration itself and
+returns something small and JSON-friendly (paths, counts) for XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from pipelines.config import load_settings
+
+
+def _day(ds: str | None) -> dt.date:
+    if not ds:
+        raise ValueError("a run date (ds) is required")
+    return dt.date.fromisoformat(ds)
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
+
+
+def land_interval(ds: str | None) -> str:
+    """Land the batch for the run date from ``land.source`` ({date} is replaced by the date)."""
+    from pipelines.data.land import land_batch
+
+    settings = load_settings()
+    day = _day(ds)
+    source = settings.land.source.replace("{date}", day.isoformat())
+    return str(land_batch(source, settings, day).partition)
+
+
+def validate_raw_interval(ds: str | None) -> dict[str, Any]:
+    from pipelines.quality.raw import validate_raw
+
+    return _plain(validate_raw(load_settings(), _day(ds)))
+
+
+def validate_marts_interval(ds: str | None) -> dict[str, Any]:
+    from pipelines.quality.marts import validate_marts
+
+    return _plain(validate_marts(load_settings(), _day(ds)))
+
+
+def publish_audited(audit: dict[str, Any]) -> list[str]:
+    """Publish the marts that the audit ``audit`` (validate_marts_interval's result) passed."""
+    from pipelines.quality.marts import publish_marts
+
+    return publish_marts(load_settings(), audit["run_id"])
+
+
+def report_interval(ds: str | None) -> str:
+    from pipelines.report import build_report
+
+    return str(build_report(load_settings(), _day(ds)))
