@@ -102,7 +102,8 @@ def _machine() -> str:
         platform.processor(),
     )
     ram = psutil.virtual_memory().total / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {platform.python_version()}; {dt.date.today()}"
+    python = platform.python_version()
+    return f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {python}; {dt.date.today()}"
 
 
 def render(steps: list[Step], command: str) -> str:
