@@ -46,8 +46,10 @@ airflow-ui: setup
 dbt-docs: setup
 	$(BIN)/ecom ui dbt-docs
 
+# Slow (the large tier runs for a while); results rewrite their sections of docs/benchmarks.md.
 bench: setup
-	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/generate.py --tiers small large
+	$(BIN)/python bench/foundation.py --tiers small large
 
 # Regenerate the lock from the current venv after changing pyproject.toml.
 lock: setup

@@ -179,15 +179,15 @@ def validate_raw_cmd(
     date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Batch date")],
 ) -> None:
     """Validate a landed partition and load its passing rows into the warehouse's raw schema."""
-    from pipelines.quality import QualityGateError
+    from pipelines.quality import QualityError
     from pipelines.quality.raw import validate_raw
 
     s = _settings()
     try:
         result = validate_raw(s, date.date(), progress=lambda msg: err.print(f"  {msg}", highlight=False))
-    except (QualityGateError, FileNotFoundError) as exc:
+    except QualityError as exc:
         raise _fail(str(exc)) from exc
-    out.print(result.summary() if hasattr(result, "summary") else result)
+    out.print(result.summary(), highlight=False)
 
 
 @validate_app.command("marts")
@@ -195,22 +195,26 @@ def validate_marts_cmd(
     date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Run date")],
 ) -> None:
     """Audit the freshly built marts (build_marts) for a run date before they are published."""
-    from pipelines.quality import QualityGateError
+    from pipelines.quality import QualityError
     from pipelines.quality.marts import validate_marts
 
     try:
         result = validate_marts(_settings(), date.date())
-    except QualityGateError as exc:
+    except QualityError as exc:
         raise _fail(str(exc)) from exc
-    out.print(result.summary() if hasattr(result, "summary") else result)
+    out.print(result.summary(), highlight=False)
 
 
 @app.command()
 def publish() -> None:
     """Publish the audited marts (build_marts -> marts) in one transaction."""
+    from pipelines.quality import QualityError
     from pipelines.quality.marts import publish_marts
 
-    tables = publish_marts(_settings())
+    try:
+        tables = publish_marts(_settings())
+    except QualityError as exc:
+        raise _fail(str(exc)) from exc
     out.print(f"published {len(tables)} marts: {', '.join(tables)}")
 
 
@@ -239,6 +243,24 @@ def report(date: DateOption = None) -> None:
     except ReportError as exc:
         raise _fail(str(exc)) from exc
     out.print(f"report: {path}")
+
+
+@app.command("foundation")
+def foundation_cmd(
+    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Run date (the data interval)")],
+) -> None:
+    """The foundation stage for one date without Airflow: land, validate, dbt, audit, publish, report."""
+    from pipelines.data.land import LandingError
+    from pipelines.foundation import run_foundation
+    from pipelines.quality import QualityError
+    from pipelines.report import ReportError
+    from pipelines.transform import DbtError
+
+    _settings()
+    try:
+        run_foundation(date.date().isoformat(), say=lambda m: out.print(f"  {m}", highlight=False))
+    except (LandingError, QualityError, DbtError, ReportError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command("dag")

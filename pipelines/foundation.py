@@ -7,6 +7,8 @@ returns something small and JSON-friendly (paths, counts) for XCom.
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -62,3 +64,29 @@ def report_interval(ds: str | None) -> str:
     from pipelines.report import build_report
 
     return str(build_report(load_settings(), _day(ds)))
+
+
+def run_foundation(ds: str | None, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole stage for one date without Airflow (for DVC and quick local runs): the DAG's steps in order.
+
+    dbt runs as one ``dbt build`` here instead of one task per model, which is what a daily run on
+    one machine pays least for; the DAG gives per-model retries and visibility instead.
+    """
+    from pipelines.transform import run_dbt
+
+    steps: dict[str, Any] = {}
+    timer = time.perf_counter()
+
+    def done(name: str, value: Any) -> None:
+        steps[name] = value
+        say(f"{name}: done in {time.perf_counter() - timer:.1f}s")
+
+    done("land", land_interval(ds))
+    done("validate_raw", validate_raw_interval(ds))
+    run_dbt(load_settings(), ["build"], _day(ds))
+    done("dbt_build", "ok")
+    audit = validate_marts_interval(ds)
+    done("validate_marts", audit["run_id"])
+    done("publish", publish_audited(audit))
+    done("report", report_interval(ds))
+    return steps
