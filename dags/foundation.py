@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO / "dbt"
@@ -29,9 +31,6 @@ DBT_DIR = REPO / "dbt"
 DBT_BIN = Path(os.environ.get("ECOM_DBT_EXECUTABLE", Path(sys.executable).parent / "dbt"))
 ECOM_HOME = os.environ.get("ECOM_HOME", str(REPO))
 MANIFEST = Path(ECOM_HOME) / "dbt" / "target" / "manifest.json"
-# `ecom dag` sets ECOM_TASK_RETRIES=0 so a one-off run fails fast instead of waiting to retry.
-DEFAULT_ARGS = {"retries": int(os.environ.get("ECOM_TASK_RETRIES", "2")), "retry_delay": timedelta(minutes=2)}
-PUBLISHED_MARTS = Asset(name="ecom_published_marts", uri="duckdb://warehouse/marts")
 
 
 @dag(

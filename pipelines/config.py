@@ -62,8 +62,15 @@ class StorageParams(_Section):
     s3_region: str = "us-east-1"
 
 
+STAGES: tuple[Stage, ...] = ("foundation", "core", "innovation")
+
+
 class RolloutParams(_Section):
-    stage: Stage = "foundation"
+    # The source's phased plan: each stage includes the ones before it.
+    stage: Stage = "core"
+
+    def enabled(self, stage: Stage) -> bool:
+        return STAGES.index(stage) <= STAGES.index(self.stage)
 
 
 class MlflowParams(_Section):
@@ -88,6 +95,7 @@ class ForecastParams(_Section):
     holdout_days: int = Field(28, ge=7)  # each fold's test window
     max_train_windows: int = Field(200_000, ge=1_000)  # sampled windows per epoch, bounds CPU time
     seed: int = 42
+    train_weekday: int = Field(0, ge=0, le=6)  # scheduled runs retrain on this weekday (0 = Monday)
 
 
 class ReplenishmentParams(_Section):

@@ -11,7 +11,7 @@ from pipelines.config import ConfigError, load_settings
 
 def test_defaults_come_from_the_repo_params_and_paths_from_ecom_home(tmp_path: Path) -> None:
     s = load_settings({"ECOM_HOME": str(tmp_path)})
-    assert s.generate.scale == "small" and s.rollout.stage == "foundation"
+    assert s.generate.scale == "small" and s.rollout.stage == "core"
     for path in (s.raw_dir, s.quarantine_dir, s.warehouse_path, s.mlruns_dir, s.reports_dir, s.truth_dir):
         assert path.is_relative_to(tmp_path)
 
@@ -61,3 +61,13 @@ def test_unknown_section_in_the_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("genrate:\n  scale: tiny\n")
     with pytest.raises(ConfigError, match="genrate"):
         load_settings({"ECOM_HOME": str(tmp_path)})
+
+
+def test_each_rollout_stage_includes_the_ones_before_it(tmp_path: Path) -> None:
+    def enabled(stage: str) -> list[str]:
+        rollout = load_settings({"ECOM_HOME": str(tmp_path), "ECOM_ROLLOUT__STAGE": stage}).rollout
+        return [s for s in ("foundation", "core", "innovation") if rollout.enabled(s)]
+
+    assert enabled("foundation") == ["foundation"]
+    assert enabled("core") == ["foundation", "core"]
+    assert enabled("innovation") == ["foundation", "core", "innovation"]
