@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test test-fast lint bench lock clean airflow-ui dbt-docs
+.PHONY: setup run test test-fast lint bench lock clean airflow-ui dbt-docs mlflow-ui
 
 setup: $(STAMP)
 
@@ -45,6 +45,9 @@ airflow-ui: setup
 
 dbt-docs: setup
 	$(BIN)/ecom ui dbt-docs
+
+mlflow-ui: setup
+	$(BIN)/ecom ui mlflow
 
 # Slow (the large tier runs for a while); results rewrite their sections of docs/benchmarks.md.
 bench: setup

@@ -263,6 +263,69 @@ def foundation_cmd(
         raise _fail(str(exc)) from exc
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Train a model family (MLflow-tracked, registered).")
+evaluate_app = typer.Typer(no_args_is_help=True, help="Backtest a model family against its baselines.")
+score_app = typer.Typer(no_args_is_help=True, help="Batch-score with the registered @champion.")
+plan_app = typer.Typer(no_args_is_help=True, help="Decisions from scored models.")
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(score_app, name="score")
+app.add_typer(plan_app, name="plan")
+
+RunDate = Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day of data to use")]
+
+
+@train_app.command("forecast")
+def train_forecast_cmd(date: RunDate) -> None:
+    """Backtest, fit, register and (if it beats champion and baselines) promote the demand forecaster."""
+    from pipelines.forecast.tracking import run_training
+
+    result = run_training(_settings(), date.date(), progress=lambda m: err.print(f"  {m}", highlight=False))
+    verdict = "promoted to @champion" if result.get("promoted") else "left as @challenger"
+    out.print(f"demand_forecaster v{result.get('model_version')} {verdict}: {result.get('reason')}")
+    out.print(f"MLflow run {result.get('run_id')}; open it with `make mlflow-ui`", highlight=False)
+
+
+@evaluate_app.command("forecast")
+def evaluate_forecast_cmd(date: RunDate) -> None:
+    """Rolling-origin backtest of the LSTM against seasonal naive, moving average and XGBoost."""
+    from pipelines.forecast.evaluate import evaluate_forecasters, format_comparison
+
+    result = evaluate_forecasters(_settings(), date.date())
+    out.print(format_comparison(result.comparison), markup=False, highlight=False)
+
+
+@score_app.command("forecast")
+def score_forecast_cmd(
+    date: RunDate, horizon: Annotated[int | None, typer.Option(help="Periods ahead (default 28)")] = None
+) -> None:
+    """Forecast p10/p50/p90 for every active SKU with @champion into forecasts.demand_forecast."""
+    from pipelines.forecast.score import ScoringError, score_forecast
+    from pipelines.registry import NoChampionError
+
+    try:
+        result = score_forecast(_settings(), date.date(), horizon)
+    except (ScoringError, NoChampionError) as exc:
+        raise _fail(str(exc)) from exc
+    out.print(result.summary(), highlight=False)
+
+
+@plan_app.command("replenishment")
+def plan_replenishment_cmd(date: RunDate) -> None:
+    """Safety stock, reorder point and order quantity per SKU from the day's forecast."""
+    from pipelines.replenishment import ReplenishmentError, plan_replenishment
+
+    try:
+        result = plan_replenishment(_settings(), date.date())
+    except ReplenishmentError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(
+        f"planned {result.orders:,} orders ({result.units_ordered:,} units) for {result.skus:,} SKUs "
+        f"into {result.table}",
+        highlight=False,
+    )
+
+
 @app.command("dag")
 def dag_cmd(
     dag_id: Annotated[str, typer.Argument(help="DAG id, e.g. foundation")],
@@ -332,6 +395,32 @@ def ui_dbt_docs(port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8
         subprocess.run(args, cwd=DBT_PROJECT_DIR, env={**os.environ, **dbt_env(s)}, check=False)
 
 
+@ui_app.command("mlflow")
+def ui_mlflow(port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000) -> None:
+    """Open the MLflow UI over the project's tracking store (Ctrl-C stops it)."""
+    import os
+    import subprocess
+    import sys
+
+    s = _settings()
+    out.print(f"MLflow UI: http://127.0.0.1:{port}  (store: {s.tracking_uri})")
+    args = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        s.tracking_uri,
+        "--default-artifact-root",
+        str(s.mlruns_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(args, env=env, check=False)
+
+
 @app.command()
 def run(
     scale: Annotated[
@@ -339,7 +428,7 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml)")] = None,
 ) -> None:
-    """The main job on embedded defaults: generate the world, then run the foundation DAG on it."""
+    """The main job on embedded defaults: generate the world, then run each switched-on stage's DAGs."""
     from pipelines.data.world import TIERS
     from pipelines.orchestration import DagRunError, run_dag
 
@@ -350,19 +439,26 @@ def run(
     except ValueError as exc:
         raise _fail(str(exc), 2) from exc
     run_date = s.generate.start_date + dt.timedelta(days=TIERS[scale].n_days - 1)
+    dags = ["foundation"] + (["core_supply_chain"] if s.rollout.enabled("core") else [])
     try:
-        run_dag(s, "foundation", run_date, say=lambda m: out.print(m, highlight=False))
+        for dag_id in dags:
+            run_dag(s, dag_id, run_date, say=lambda m: out.print(m, highlight=False))
     except DagRunError as exc:
         raise _fail(str(exc)) from exc
-    out.print(
-        f"""
-warehouse:  {s.warehouse_path}   (published marts in schema `marts`)
-report:     {s.reports_dir / "index.html"}
-data docs:  {s.reports_dir / "data_docs" / "index.html"}
-dbt docs:   make dbt-docs   (serves on http://127.0.0.1:8081)
-airflow:    make airflow-ui (http://127.0.0.1:8080)""",
-        highlight=False,
-    )
+    lines = [
+        f"rollout stage: {s.rollout.stage} (DAGs run: {', '.join(dags)})",
+        f"warehouse:  {s.warehouse_path}   (published marts in schema `marts`)",
+        f"report:     {s.reports_dir / 'index.html'}",
+        f"data docs:  {s.reports_dir / 'data_docs' / 'index.html'}",
+        "dbt docs:   make dbt-docs   (serves on http://127.0.0.1:8081)",
+        "airflow:    make airflow-ui (http://127.0.0.1:8080)",
+    ]
+    if "core_supply_chain" in dags:
+        lines += [
+            "forecasts:  schema `forecasts` (demand_forecast, replenishment_plan) in the warehouse",
+            f"mlflow:     make mlflow-ui  (http://127.0.0.1:5000; store {s.tracking_uri})",
+        ]
+    out.print("\n" + "\n".join(lines), highlight=False)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.config import REPO_ROOT, TELEMETRY_OFF, Settings
-from pipelines.transform import run_dbt
+from pipelines.transform import DBT_PROJECT_DIR, run_dbt
 
 DAGS_DIR = REPO_ROOT / "dags"
 
@@ -59,11 +59,28 @@ def _airflow(
 
 
 def migrate(settings: Settings) -> None:
-    """Create or upgrade Airflow's metadata DB under ECOM_HOME (idempotent, a few seconds)."""
-    (settings.home / "airflow").mkdir(parents=True, exist_ok=True)
+    """Create or upgrade Airflow's metadata DB under ECOM_HOME; skipped when this Airflow already did."""
+    from importlib.metadata import version
+
+    home = settings.home / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    stamp = home / ".migrated"
+    if stamp.is_file() and stamp.read_text() == version("apache-airflow"):
+        return
     proc = _airflow(settings, "db", "migrate")
     if proc.returncode != 0:
         raise DagRunError(f"airflow db migrate failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    stamp.write_text(version("apache-airflow"))
+
+
+def _refresh_manifest(settings: Settings, logical_date: dt.date) -> None:
+    """`dbt parse` when the project changed since the last manifest, so Cosmos need not run `dbt ls`."""
+    manifest = settings.home / "dbt" / "target" / "manifest.json"
+    newest = max(
+        p.stat().st_mtime for p in DBT_PROJECT_DIR.rglob("*") if p.suffix in {".sql", ".yml", ".csv"}
+    )
+    if not manifest.is_file() or manifest.stat().st_mtime < newest:
+        run_dbt(settings, ["parse"], logical_date)
 
 
 def run_dag(
@@ -74,8 +91,7 @@ def run_dag(
     Returns the log file. Raises DagRunError naming the failed tasks when the run fails.
     """
     migrate(settings)
-    # A fresh manifest lets Cosmos render the dbt task group without running `dbt ls` at parse time.
-    run_dbt(settings, ["parse"], logical_date)
+    _refresh_manifest(settings, logical_date)
     logs = settings.home / "airflow" / "runs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{dag_id}_{logical_date.isoformat()}_{int(time.time())}.log"
