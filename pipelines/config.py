@@ -67,7 +67,7 @@ STAGES: tuple[Stage, ...] = ("foundation", "core", "innovation")
 
 class RolloutParams(_Section):
     # The source's phased plan: each stage includes the ones before it.
-    stage: Stage = "core"
+    stage: Stage = "foundation"
 
     def enabled(self, stage: Stage) -> bool:
         return STAGES.index(stage) <= STAGES.index(self.stage)

@@ -11,7 +11,7 @@ from pipelines.config import ConfigError, load_settings
 
 def test_defaults_come_from_the_repo_params_and_paths_from_ecom_home(tmp_path: Path) -> None:
     s = load_settings({"ECOM_HOME": str(tmp_path)})
-    assert s.generate.scale == "small" and s.rollout.stage == "core"
+    assert s.generate.scale == "small" and s.rollout.stage == "foundation"
     for path in (s.raw_dir, s.quarantine_dir, s.warehouse_path, s.mlruns_dir, s.reports_dir, s.truth_dir):
         assert path.is_relative_to(tmp_path)
 
