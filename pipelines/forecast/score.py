@@ -151,7 +151,7 @@ def score_forecast(
     *,
     forecaster: TrainedForecaster | None = None,
     model_version: str | None = None,
-    chunk_skus: int = 25_000,
+    chunk_skus: int = 10_000,
     batch_size: int = 8192,
 ) -> ScoreResult:
     """Forecast ``horizon`` periods from ``run_date + 1`` for every active SKU; replace the run date's rows.

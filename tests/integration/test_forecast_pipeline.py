@@ -132,7 +132,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
                     "horizon": 7,
                     "holdout_days": 7,
                     "backtest_folds": 1,
-                    "epochs": 3,
+                    "epochs": 1,
                     "batch_size": 64,
                     "max_train_windows": 1000,
                     "learning_rate": 5e-3,
