@@ -67,7 +67,7 @@ STAGES: tuple[Stage, ...] = ("foundation", "core", "innovation")
 
 class RolloutParams(_Section):
     # The source's phased plan: each stage includes the ones before it.
-    stage: Stage = "foundation"
+    stage: Stage = "core"
 
     def enabled(self, stage: Stage) -> bool:
         return STAGES.index(stage) <= STAGES.index(self.stage)
@@ -88,14 +88,34 @@ class ForecastParams(_Section):
     lookback: int = Field(56, ge=7)  # periods of history the network sees
     hidden_sizes: tuple[int, int] = (64, 32)  # the source's two-layer LSTM
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    epochs: int = Field(3, ge=1)
+    # The training budget. An LSTM fit costs about (epochs x max_train_windows) / 2,500 seconds on
+    # one CPU core, whatever the tier (batch size barely changes the rate), so these two set the
+    # time of every fit; see docs/forecasting.md, "Training budget".
+    epochs: int = Field(2, ge=1)
     batch_size: int = Field(256, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    learning_rate: float = Field(4e-3, gt=0)
     backtest_folds: int = Field(3, ge=1)
     holdout_days: int = Field(28, ge=7)  # each fold's test window
-    max_train_windows: int = Field(200_000, ge=1_000)  # sampled windows per epoch, bounds CPU time
+    max_train_windows: int = Field(45_000, ge=1_000)  # sampled windows per epoch, bounds CPU time
+    # The backtest refits the LSTM once per fold; None: the final fit's budget.
+    backtest_epochs: int | None = Field(None, ge=1)
+    backtest_max_train_windows: int | None = Field(None, ge=1_000)
+    # The XGBoost baseline, fitted once per fold: sampled training rows, boosting rounds, threads
+    # (1: OpenMP threads spin-waiting for a busy core made fits up to 5x slower than one thread).
+    xgboost_max_rows: int = Field(100_000, ge=1_000)
+    xgboost_rounds: int = Field(200, ge=1)
+    xgboost_threads: int = Field(1, ge=1)
     seed: int = 42
     train_weekday: int = Field(0, ge=0, le=6)  # scheduled runs retrain on this weekday (0 = Monday)
+
+    def for_backtest(self) -> ForecastParams:
+        """These parameters with the backtest's LSTM budget in place of the final fit's."""
+        return self.model_copy(
+            update={
+                "epochs": self.backtest_epochs or self.epochs,
+                "max_train_windows": self.backtest_max_train_windows or self.max_train_windows,
+            }
+        )
 
 
 class ReplenishmentParams(_Section):

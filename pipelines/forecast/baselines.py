@@ -155,6 +155,7 @@ class XGBoostForecaster:
         max_rows: Training rows sampled (seeded) from every (SKU, origin, step) available.
         origin_stride: Periods between training origins.
         seed: Sampling and boosting seed.
+        n_jobs: XGBoost threads (one by default: spin-waiting threads on a busy machine are slower).
     """
 
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -165,7 +166,7 @@ class XGBoostForecaster:
     max_rows: int = 300_000
     origin_stride: int = 7
     seed: int = 42
-    n_jobs: int = 2
+    n_jobs: int = 1
     categories: list[str] = field(default_factory=list)
     model: object | None = None
     train_rows: int = 0

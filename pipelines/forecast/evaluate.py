@@ -3,7 +3,9 @@
 Protocol: the last ``backtest_folds x holdout_days`` of history are cut into consecutive test
 windows. Fold k's origin is the day before its window; every model is fitted (the LSTM and XGBoost)
 or computed (seasonal naive, moving average) from data up to that origin only, forecasts the
-window (``min(horizon, holdout)`` periods), and is scored against what happened. Scored points are
+window (``min(horizon, holdout)`` periods), and is scored against what happened. Fold LSTMs train
+with the backtest budget (``backtest_epochs``, ``backtest_max_train_windows``; by default the
+final fit's). Scored points are
 observed, in-stock SKU-periods of SKUs with history at the origin; stock-out periods are masked
 out because units sold there are censored demand. Nothing reads the simulator's ground truth.
 """
@@ -177,7 +179,7 @@ def backtest(
         actuals.append(_actuals(panel, fold, origin, horizon, mase_denominators(seen, origin)))
         if "lstm" in models:
             started = time.perf_counter()
-            model = train_forecaster(settings, features, cutoff=cutoff, params=params)
+            model = train_forecaster(settings, features, cutoff=cutoff, params=params.for_backtest())
             lstm_models[fold] = model
             fc = model.predict(features, origin=cutoff, horizon=horizon)
             frames.append(
@@ -203,7 +205,14 @@ def backtest(
             seconds["moving_average"] += time.perf_counter() - started
         if "xgboost" in models:
             started = time.perf_counter()
-            xgb = XGBoostForecaster(quantiles=quantiles, horizon=horizon, seed=params.seed)
+            xgb = XGBoostForecaster(
+                quantiles=quantiles,
+                horizon=horizon,
+                n_estimators=params.xgboost_rounds,
+                max_rows=params.xgboost_max_rows,
+                n_jobs=params.xgboost_threads,
+                seed=params.seed,
+            )
             xgb.fit(seen, last_origin=origin - horizon)
             frames.append(
                 _frame("xgboost", fold, panel, origin, xgb.predict(seen, origin, horizon), quantiles)

@@ -11,7 +11,7 @@ from pipelines.config import ConfigError, load_settings
 
 def test_defaults_come_from_the_repo_params_and_paths_from_ecom_home(tmp_path: Path) -> None:
     s = load_settings({"ECOM_HOME": str(tmp_path)})
-    assert s.generate.scale == "small" and s.rollout.stage == "foundation"
+    assert s.generate.scale == "small" and s.rollout.stage == "core"
     for path in (s.raw_dir, s.quarantine_dir, s.warehouse_path, s.mlruns_dir, s.reports_dir, s.truth_dir):
         assert path.is_relative_to(tmp_path)
 
@@ -71,3 +71,18 @@ def test_each_rollout_stage_includes_the_ones_before_it(tmp_path: Path) -> None:
     assert enabled("foundation") == ["foundation"]
     assert enabled("core") == ["foundation", "core"]
     assert enabled("innovation") == ["foundation", "core", "innovation"]
+
+
+def test_backtest_budget_defaults_to_the_final_fits_and_can_be_cheaper(tmp_path: Path) -> None:
+    forecast = load_settings({"ECOM_HOME": str(tmp_path)}).forecast
+    same = forecast.for_backtest()
+    assert (same.epochs, same.max_train_windows) == (forecast.epochs, forecast.max_train_windows)
+    cheaper = load_settings(
+        {
+            "ECOM_HOME": str(tmp_path),
+            "ECOM_FORECAST__BACKTEST_EPOCHS": "1",
+            "ECOM_FORECAST__BACKTEST_MAX_TRAIN_WINDOWS": "5000",
+        }
+    ).forecast
+    assert (cheaper.for_backtest().epochs, cheaper.for_backtest().max_train_windows) == (1, 5000)
+    assert (cheaper.epochs, cheaper.max_train_windows) == (forecast.epochs, forecast.max_train_windows)
