@@ -118,10 +118,30 @@ def land(
     date: Annotated[
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Batch date (default: today, UTC)")
     ] = None,
+    date_from_data: Annotated[
+        bool,
+        typer.Option(
+            "--date-from-data",
+            help="Batch date = the batch's last sales day (a local folder holding history, e.g. the world)",
+        ),
+    ] = False,
 ) -> None:
     """Check a batch of contract files and land it as one dated raw partition, atomically."""
+    from pipelines.data.land import LandingError, last_sales_date
+
     s = _settings()
-    _land(s, source or s.land.source, date.date() if date else dt.datetime.now(dt.UTC).date())
+    source = source or s.land.source
+    if date is not None and date_from_data:
+        raise _fail("give either --date or --date-from-data", 2)
+    day = date.date() if date else dt.datetime.now(dt.UTC).date()
+    if date_from_data:
+        if source.startswith("s3://"):
+            raise _fail("--date-from-data reads a local folder; give --date for an S3 batch", 2)
+        try:
+            day = last_sales_date(s.resolve(source))
+        except LandingError as exc:
+            raise _fail(str(exc), 2) from exc
+    _land(s, source, day)
 
 
 @app.command()
@@ -245,22 +265,49 @@ def report(date: DateOption = None) -> None:
     out.print(f"report: {path}")
 
 
+SummaryOut = Annotated[
+    Path | None, typer.Option(help="Also write a JSON summary here (relative to ECOM_HOME); DVC tracks it")
+]
+
+
+def _write_json(settings: Settings, path: Path | None, payload: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` (under ECOM_HOME when relative), atomically."""
+    if path is None:
+        return
+    import json
+
+    target = settings.resolve(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(target)
+
+
 @app.command("foundation")
 def foundation_cmd(
-    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Run date (the data interval)")],
+    date: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Run date (default: the newest landed partition)"),
+    ] = None,
+    land: Annotated[
+        bool, typer.Option(help="Land land.source first; --no-land uses the batch already landed")
+    ] = True,
+    summary_out: SummaryOut = None,
 ) -> None:
     """The foundation stage for one date without Airflow: land, validate, dbt, audit, publish, report."""
     from pipelines.data.land import LandingError
-    from pipelines.foundation import run_foundation
+    from pipelines.foundation import newest_landed_date, published_fingerprint, run_foundation
     from pipelines.quality import QualityError
     from pipelines.report import ReportError
     from pipelines.transform import DbtError
 
-    _settings()
+    s = _settings()
     try:
-        run_foundation(date.date().isoformat(), say=lambda m: out.print(f"  {m}", highlight=False))
-    except (LandingError, QualityError, DbtError, ReportError) as exc:
+        day = date.date() if date else newest_landed_date()
+        run_foundation(day.isoformat(), say=lambda m: out.print(f"  {m}", highlight=False), land=land)
+    except (ValueError, LandingError, QualityError, DbtError, ReportError) as exc:
         raise _fail(str(exc)) from exc
+    _write_json(s, summary_out, {"run_date": day, "published": published_fingerprint()})
 
 
 train_app = typer.Typer(no_args_is_help=True, help="Train a model family (MLflow-tracked, registered).")
@@ -272,51 +319,97 @@ app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(score_app, name="score")
 app.add_typer(plan_app, name="plan")
 
-RunDate = Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day of data to use")]
+RunDate = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"], help="Last day of data to use (default: the marts' last day with units)"
+    ),
+]
+
+
+def _run_date(settings: Settings, date: dt.datetime | None) -> dt.date:
+    """The given date, else the last day with units in ``marts.mart_demand_features``."""
+    from pipelines.forecast.data import ForecastDataError, last_data_day
+
+    if date is not None:
+        return date.date()
+    try:
+        return last_data_day(settings)
+    except ForecastDataError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @train_app.command("forecast")
-def train_forecast_cmd(date: RunDate) -> None:
+def train_forecast_cmd(
+    date: RunDate = None,
+    metrics_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the backtest metrics as JSON here (relative to ECOM_HOME; DVC metrics)"
+        ),
+    ] = None,
+) -> None:
     """Backtest, fit, register and (if it beats champion and baselines) promote the demand forecaster."""
-    from pipelines.forecast.tracking import run_training
+    from pipelines.forecast.tracking import run_training, training_metrics
 
-    result = run_training(_settings(), date.date(), progress=lambda m: err.print(f"  {m}", highlight=False))
+    s = _settings()
+    day = _run_date(s, date)
+    result = run_training(s, day, progress=lambda m: err.print(f"  {m}", highlight=False))
     verdict = "promoted to @champion" if result.get("promoted") else "left as @challenger"
     out.print(f"demand_forecaster v{result.get('model_version')} {verdict}: {result.get('reason')}")
     out.print(f"MLflow run {result.get('run_id')}; open it with `make mlflow-ui`", highlight=False)
+    _write_json(s, metrics_out, training_metrics(result, day))
 
 
 @evaluate_app.command("forecast")
-def evaluate_forecast_cmd(date: RunDate) -> None:
+def evaluate_forecast_cmd(date: RunDate = None) -> None:
     """Rolling-origin backtest of the LSTM against seasonal naive, moving average and XGBoost."""
     from pipelines.forecast.evaluate import evaluate_forecasters, format_comparison
 
-    result = evaluate_forecasters(_settings(), date.date())
+    s = _settings()
+    result = evaluate_forecasters(s, _run_date(s, date))
     out.print(format_comparison(result.comparison), markup=False, highlight=False)
 
 
 @score_app.command("forecast")
 def score_forecast_cmd(
-    date: RunDate, horizon: Annotated[int | None, typer.Option(help="Periods ahead (default 28)")] = None
+    date: RunDate = None,
+    horizon: Annotated[int | None, typer.Option(help="Periods ahead (default 28)")] = None,
+    summary_out: SummaryOut = None,
 ) -> None:
     """Forecast p10/p50/p90 for every active SKU with @champion into forecasts.demand_forecast."""
     from pipelines.forecast.score import ScoringError, score_forecast
     from pipelines.registry import NoChampionError
 
+    s = _settings()
     try:
-        result = score_forecast(_settings(), date.date(), horizon)
+        result = score_forecast(s, _run_date(s, date), horizon)
     except (ScoringError, NoChampionError) as exc:
         raise _fail(str(exc)) from exc
     out.print(result.summary(), highlight=False)
+    _write_json(
+        s,
+        summary_out,
+        {
+            "run_date": result.run_date,
+            "table": result.table,
+            "rows": result.rows,
+            "skus": result.skus,
+            "horizon": result.horizon,
+            "model_version": result.model_version,
+            "seconds": result.seconds,
+        },
+    )
 
 
 @plan_app.command("replenishment")
-def plan_replenishment_cmd(date: RunDate) -> None:
+def plan_replenishment_cmd(date: RunDate = None) -> None:
     """Safety stock, reorder point and order quantity per SKU from the day's forecast."""
     from pipelines.replenishment import ReplenishmentError, plan_replenishment
 
+    s = _settings()
     try:
-        result = plan_replenishment(_settings(), date.date())
+        result = plan_replenishment(s, _run_date(s, date))
     except ReplenishmentError as exc:
         raise _fail(str(exc)) from exc
     out.print(

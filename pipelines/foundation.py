@@ -66,11 +66,34 @@ def report_interval(ds: str | None) -> str:
     return str(build_report(load_settings(), _day(ds)))
 
 
-def run_foundation(ds: str | None, say: Callable[[str], None] = print) -> dict[str, Any]:
+def newest_landed_date() -> dt.date:
+    """The date of the newest landed raw partition (``data/raw/dt=<date>``).
+
+    Raises:
+        ValueError: Nothing has been landed yet.
+    """
+    from pipelines.data.land import list_partitions
+
+    settings = load_settings()
+    partitions = list_partitions(settings)
+    if not partitions:
+        raise ValueError(f"no landed batch in {settings.raw_dir}: run `ecom land` first or pass a date")
+    return dt.date.fromisoformat(partitions[-1].name.removeprefix("dt="))
+
+
+def run_foundation(
+    ds: str | None, say: Callable[[str], None] = print, *, land: bool = True
+) -> dict[str, Any]:
     """The whole stage for one date without Airflow (for DVC and quick local runs): the DAG's steps in order.
 
     dbt runs as one ``dbt build`` here instead of one task per model, which is what a daily run on
     one machine pays least for; the DAG gives per-model retries and visibility instead.
+
+    Args:
+        ds: The run date (the batch's partition date).
+        say: Called with a line per finished step.
+        land: Land ``land.source`` for the date first; False when the batch is already landed (DVC's
+            ``land`` stage lands it, and landing another source here would replace that partition).
     """
     from pipelines.transform import run_dbt
 
@@ -81,7 +104,8 @@ def run_foundation(ds: str | None, say: Callable[[str], None] = print) -> dict[s
         steps[name] = value
         say(f"{name}: done in {time.perf_counter() - timer:.1f}s")
 
-    done("land", land_interval(ds))
+    if land:
+        done("land", land_interval(ds))
     done("validate_raw", validate_raw_interval(ds))
     run_dbt(load_settings(), ["build"], _day(ds))
     done("dbt_build", "ok")
@@ -90,3 +114,29 @@ def run_foundation(ds: str | None, say: Callable[[str], None] = print) -> dict[s
     done("publish", publish_audited(audit))
     done("report", report_interval(ds))
     return steps
+
+
+def published_fingerprint() -> dict[str, dict[str, int]]:
+    """Row count and an order-independent content hash of every published mart.
+
+    DVC cannot track the DuckDB file itself (later stages write to it), so its stages depend on this
+    fingerprint instead: it changes whenever the published rows change. Floating-point sums that
+    DuckDB adds up in a different order can change it too; that only costs a rerun.
+    """
+    import duckdb
+
+    settings = load_settings()
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+            ).fetchall()
+        ]
+        out = {}
+        for table in tables:
+            rows, digest = con.execute(
+                f'select count(*), bit_xor(hash(t)) from marts."{table}" t'
+            ).fetchall()[0]
+            out[table] = {"rows": int(rows), "hash": int(digest or 0)}
+    return out

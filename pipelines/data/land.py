@@ -263,6 +263,27 @@ def read_manifest(partition: Path) -> dict[str, Any]:
     return json.loads((Path(partition) / MANIFEST).read_text())
 
 
+def last_sales_date(folder: Path) -> datetime.date:
+    """The last day with sales in a local batch (``daily_sales``): the batch date of a batch that
+    carries history up to then, such as the generated world landed in one go.
+
+    Raises:
+        LandingError: The folder holds no ``daily_sales`` file, or it has no rows.
+    """
+    table = TABLES["daily_sales"]
+    files = [p for p in sorted(Path(folder).glob("daily_sales*")) if table_for_file(p.name) is table]
+    if not files:
+        raise LandingError(f"no daily_sales file in {folder}: cannot tell the batch's last sales day")
+    days = []
+    for path in files:
+        lf = pl.scan_parquet(path) if path.suffix == ".parquet" else pl.scan_csv(path, try_parse_dates=True)
+        days.append(lf.select(pl.col(table.date_column).cast(pl.Date).max()).collect().item())
+    found = [d for d in days if d is not None]
+    if not found:
+        raise LandingError(f"daily_sales in {folder} has no rows: cannot tell the batch's last sales day")
+    return max(found)
+
+
 def list_partitions(settings: Settings) -> list[Path]:
     """Published raw partitions (``dt=YYYY-MM-DD`` folders), oldest first."""
     raw = settings.raw_dir

@@ -257,6 +257,30 @@ def load_demand_features(
     return frame
 
 
+def last_data_day(settings: Settings, *, schema: str = "marts") -> dt.date:
+    """The last day with units in ``<schema>.mart_demand_features``: the default run date.
+
+    Raises:
+        ForecastDataError: No warehouse, no such table, or no row with units.
+    """
+    import duckdb
+
+    path = settings.warehouse_path
+    if not path.is_file():
+        raise ForecastDataError(f"no warehouse at {path}: build and publish the marts first")
+    with duckdb.connect(str(path)) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, MART],
+        ).fetchall()[0][0]
+        if not found:
+            raise ForecastDataError(f"{schema}.{MART} does not exist in {path}: run dbt and publish")
+        day = con.execute(f"select max(date) from {schema}.{MART} where units is not null").fetchall()[0][0]
+    if day is None:
+        raise ForecastDataError(f"{schema}.{MART} has no row with units")
+    return day
+
+
 def normalise_types(frame: pl.DataFrame) -> pl.DataFrame:
     """DuckDB's HUGEINT sums arrive as 128-bit decimals or integers: make them Float64 (pandas-safe)."""
     import polars.selectors as cs

@@ -40,6 +40,29 @@ def _finite(values: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def training_metrics(result: dict[str, Any], run_date: dt.date) -> dict[str, Any]:
+    """The small, JSON-friendly record of a training run that DVC keeps as metrics.
+
+    Args:
+        result: What :func:`run_training` returned.
+        run_date: Its run date.
+    """
+    models = {
+        row["model"]: _finite({k: v for k, v in row.items() if k not in ("model", "n_points")})
+        for row in result["comparison"]
+    }
+    return {
+        "run_date": run_date.isoformat(),
+        "run_id": result["run_id"],
+        "model_version": result["model_version"],
+        "promoted": result["promoted"],
+        "reason": result["reason"],
+        "backtest": models,
+        "epoch_seconds": result.get("epoch_seconds"),
+        "seconds": result["seconds"],
+    }
+
+
 def run_training(
     settings: Settings,
     run_date: dt.date,

@@ -58,3 +58,22 @@ def test_bad_configuration_exits_2_with_the_reason(tmp_path: Path) -> None:
     result = _ecom(tmp_path, "generate", ECOM_GENERATE__SCALE="enormous")
     assert result.returncode == 2
     assert "scale" in result.stderr
+
+
+def test_land_date_from_data_takes_the_worlds_last_sales_day(tmp_path: Path) -> None:
+    assert _ecom(tmp_path, "generate", "--scale", "tiny", "--seed", "5").returncode == 0
+    result = _ecom(tmp_path, "land", "--source", "data/generated", "--date-from-data")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "raw" / "dt=2024-12-31" / "_manifest.json").is_file()
+
+    both = _ecom(tmp_path, "land", "--date", "2024-12-31", "--date-from-data")
+    assert both.returncode == 2 and "either --date or --date-from-data" in both.stderr
+
+
+def test_forecast_commands_without_marts_say_what_to_build_first(tmp_path: Path) -> None:
+    for command in (["train", "forecast"], ["score", "forecast"]):
+        result = _ecom(tmp_path, *command)
+        assert result.returncode == 1, result.stderr
+        assert "no warehouse" in result.stderr and "build and publish the marts first" in result.stderr
+    nothing = _ecom(tmp_path, "foundation", "--no-land")
+    assert nothing.returncode == 1 and "no landed batch" in nothing.stderr

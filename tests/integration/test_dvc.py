@@ -1,4 +1,5 @@
-"""The DVC pipeline (dvc.yaml) end to end in a throwaway project: repro, determinism, push/pull.
+"""The DVC pipeline (dvc.yaml) end to end in a throwaway project: repro from generation through
+training and scoring, determinism, push/pull.
 
 Each test builds its own git + DVC project in ``tmp_path`` holding the repo's ``dvc.yaml`` and a
 copy of its ``params.yaml`` on the tiny tier, and runs the real ``dvc`` CLI in subprocesses
@@ -11,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,11 +45,13 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _run(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    home: Path, *args: str, check: bool = True, timeout: float = TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
     """Run a command in ``home``; on failure the assertion shows its stdout and stderr."""
     cmd = [str(VENV_BIN / args[0]) if (VENV_BIN / args[0]).exists() else args[0], *args[1:]]
     proc = subprocess.run(
-        cmd, cwd=home, env=_env(home), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        cmd, cwd=home, env=_env(home), capture_output=True, text=True, timeout=timeout, check=False
     )
     if check:
         assert proc.returncode == 0, (
@@ -73,9 +77,25 @@ def _init_project(home: Path, params_text: str) -> Path:
     # the DVC root. A symlink to the real package makes them resolve without copying the code;
     # DVC hashes the files through the link, so the deps are the code that actually runs.
     (home / "pipelines").symlink_to(REPO_ROOT / "pipelines", target_is_directory=True)
+    (home / "expectations").symlink_to(REPO_ROOT / "expectations", target_is_directory=True)
+    # dbt's own folder is a real one: dbt writes target/ and logs/ under $ECOM_HOME/dbt, which must
+    # not end up in the repo through a link. Only the sources the warehouse stage depends on are linked.
+    (home / "dbt").mkdir()
+    for name in ("dbt_project.yml", "models", "macros", "seeds", "tests"):
+        (home / "dbt" / name).symlink_to(REPO_ROOT / "dbt" / name)
     _run(home, "dvc", "init", "-q")
     _run(home, "dvc", "config", "core.analytics", "false")
     return home
+
+
+# A training budget of seconds on the tiny tier (the train stage reads forecast.* from params.yaml).
+TINY_TRAINING_BUDGET = {
+    "epochs": 1,
+    "max_train_windows": 5000,
+    "backtest_folds": 1,
+    "xgboost_max_rows": 5000,
+    "xgboost_rounds": 20,
+}
 
 
 @pytest.fixture
@@ -83,6 +103,7 @@ def project(tmp_path: Path) -> Path:
     """A git + DVC project in tmp_path with the repo's dvc.yaml and params.yaml on the tiny tier."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["generate"]["scale"] = "tiny"
+    params["forecast"].update(TINY_TRAINING_BUDGET)
     return _init_project(tmp_path, yaml.safe_dump(_dvc_safe(params), sort_keys=False))
 
 
@@ -111,7 +132,21 @@ def test_repo_params_yaml_loads_in_dvc(tmp_path: Path) -> None:
         '`start_date: 2024-01-01` must be written as a string: `start_date: "2024-01-01"`)\n'
         f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     )
-    assert "generate" in proc.stdout and "land" in proc.stdout
+    stages = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    assert stages == {"generate", "land", "warehouse", "train", "score"}, proc.stdout
+    edges = _dag_edges(_run(home, "dvc", "dag", "--md").stdout)
+    assert edges == {
+        ("generate", "land"),
+        ("land", "warehouse"),
+        ("warehouse", "train"),
+        ("train", "score"),
+    }, edges
+
+
+def _dag_edges(mermaid: str) -> set[tuple[str, str]]:
+    """(upstream, downstream) stage names from `dvc dag --md` (nodes as `node1["name"]`, edges `a-->b`)."""
+    names = dict(re.findall(r'(node\d+)\["([^"]+)"\]', mermaid))
+    return {(names[a], names[b]) for a, b in re.findall(r"(node\d+)-->(node\d+)", mermaid)}
 
 
 def test_repro_generate_is_deterministic(project: Path) -> None:
@@ -134,13 +169,28 @@ def test_repro_generate_is_deterministic(project: Path) -> None:
     assert _out_hashes(project, "generate") == first
 
 
-def test_full_repro_lands_one_partition(project: Path) -> None:
-    _run(project, "dvc", "repro")
+def test_full_repro_lands_one_partition_builds_the_warehouse_trains_and_scores(project: Path) -> None:
+    _run(project, "dvc", "repro", timeout=TIMEOUT_S * 3)
     manifests = list((project / "data/raw").glob("dt=*/_manifest.json"))
     assert len(manifests) == 1, manifests
     assert json.loads(manifests[0].read_text())
-    assert set(_lock(project)["stages"]) == {"generate", "land"}
-    # Nothing changed: no stage reruns, the raw zone still holds exactly one partition.
+    lock = _lock(project)["stages"]
+    assert set(lock) == {"generate", "land", "warehouse", "train", "score"}
+    assert lock["train"]["params"]["params.yaml"]["forecast"]["epochs"] == 1
+
+    published = json.loads((project / "metrics/warehouse.json").read_text())["published"]
+    assert published["mart_demand_features"]["rows"] > 0
+    trained = json.loads((project / "metrics/forecast_train.json").read_text())
+    assert trained["run_date"] == "2024-12-31"  # the tiny world's last day, found in the marts
+    assert set(trained["backtest"]) == {"lstm", "seasonal_naive", "moving_average", "xgboost"}
+    assert trained["backtest"]["lstm"]["wape"] > 0
+    scored = json.loads((project / "metrics/forecast_score.json").read_text())
+    assert scored["run_date"] == "2024-12-31" and scored["rows"] == scored["skus"] * 28 > 0
+    shown = _run(project, "dvc", "metrics", "show").stdout
+    assert "forecast_train.json" in shown and "backtest.lstm.wape" in shown
+
+    # Nothing changed: no stage reruns (scoring wrote to the warehouse, which DVC does not track),
+    # and the raw zone still holds exactly one partition.
     again = _run(project, "dvc", "repro")
     assert "Running stage" not in again.stdout + again.stderr
     assert len(list((project / "data/raw").glob("dt=*/_manifest.json"))) == 1

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.data.contract import CONTRACT_VERSION, TABLES
-from pipelines.data.land import LandingError, land_batch, list_partitions, read_manifest
+from pipelines.data.land import LandingError, land_batch, last_sales_date, list_partitions, read_manifest
 
 DAY = dt.date(2024, 1, 2)
 
@@ -233,6 +233,16 @@ def test_empty_folder_is_an_error(settings, tmp_path):
 def test_missing_folder_is_an_error(settings, tmp_path):
     with pytest.raises(LandingError, match="does not exist"):
         land_batch(str(tmp_path / "nope"), settings, DAY)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_last_sales_date_of_a_batch_is_its_last_day_with_sales(write_batch, fmt):
+    assert last_sales_date(write_batch(daily_sales=fmt, products="csv")) == dt.date(2024, 1, 2)
+
+
+def test_last_sales_date_needs_daily_sales(write_batch):
+    with pytest.raises(LandingError, match=r"no daily_sales file in .*cannot tell the batch's last"):
+        last_sales_date(write_batch(products="csv"))
 
 
 # --- one test per bad-input rule --------------------------------------------------------------
