@@ -59,6 +59,7 @@ def training_metrics(result: dict[str, Any], run_date: dt.date) -> dict[str, Any
         "reason": result["reason"],
         "backtest": models,
         "epoch_seconds": result.get("epoch_seconds"),
+        "windows_per_epoch": result.get("windows_per_epoch"),
         "seconds": result["seconds"],
     }
 
@@ -204,5 +205,6 @@ def run_training(
         "comparison": result.comparison.to_dicts(),
         "simulation": simulation_rows,
         "epoch_seconds": final.metrics.get("epoch_seconds"),
+        "windows_per_epoch": final.metrics.get("windows_per_epoch"),
         "seconds": time.perf_counter() - started,
     }
