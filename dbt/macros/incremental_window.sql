@@ -144,9 +144,11 @@
 {% macro audit_columns(w) %}
     {%- if w.batch_date -%}
         cast('{{ w.batch_date }}' as date) as _source_batch_date,
-        cast('{{ w.loaded_at }}' as timestamp) as _source_loaded_at
+        cast('{{ w.loaded_at }}' as timestamp) as _source_loaded_at,
     {%- else -%}
         cast(null as date) as _source_batch_date,
-        cast(null as timestamp) as _source_loaded_at
-    {%- endif -%}
+        cast(null as timestamp) as _source_loaded_at,
+    {%- endif %}
+        {#- when this dbt run wrote the row (UTC): publishing copies only rows written since it last ran -#}
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as _written_at
 {% endmacro %}

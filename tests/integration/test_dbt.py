@@ -231,3 +231,31 @@ def test_source_freshness(life: WarehouseLife) -> None:
     sources = json.loads((life.home / "dbt" / "target" / "sources.json").read_text())["results"]
     assert len(sources) == 15
     assert {s["status"] for s in sources} == {"pass"}, result.stdout
+
+
+def test_tests_of_a_daily_run_check_only_its_batch_dates(life: WarehouseLife) -> None:
+    # The last step (full refresh) ran with run_date = D, whose batch starts at its earliest
+    # business date (the back-dated corrections): dated models are tested from there on,
+    # dimensions in full. The earliest date is taken over every dated contract table.
+    from pipelines.data.contract import TABLES
+
+    dated = [
+        f"select min({t.date_column}) as d from raw.{t.name} where _batch_date = $1"
+        for t in TABLES.values()
+        if t.date_column
+    ]
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        union = " union all ".join(dated)
+        start = con.execute(f"select min(d) from ({union})", [life.last_day]).fetchone()[0]
+    assert start <= life.correction_day
+    results = json.loads((life.home / "dbt" / "target" / "run_results.json").read_text())["results"]
+    compiled = {r["unique_id"]: r.get("compiled_code") or "" for r in results}
+    scope = f"\"date\" >= cast('{start}' as date)"
+    sales = [sql for uid, sql in compiled.items() if uid.startswith("test.") and "fct_sales_daily" in uid]
+    dims = [  # tests on dim_products itself (relationships tests naming it belong to their child)
+        sql
+        for uid, sql in compiled.items()
+        if uid.startswith("test.") and "dim_products" in uid and "relationships" not in uid
+    ]
+    assert sales and all(scope in sql for sql in sales)
+    assert dims and not any("dbt_subquery" in sql for sql in dims)

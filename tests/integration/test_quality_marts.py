@@ -243,3 +243,47 @@ def test_nothing_to_audit_or_publish_without_a_warehouse(tmp_path: Path, setting
         validate_marts(settings, RUN)
     with pytest.raises(QualityError, match="no warehouse at"):
         publish_marts(settings)
+
+
+def test_publishing_copies_only_the_dates_written_since_the_last_publish(settings: Settings) -> None:
+    stamp = "timestamp '2024-12-31 01:00:00' as _written_at"
+    _build(
+        settings,
+        f"create or replace table build_marts.mart_demand_features as "
+        f"select date, sku_id, 2 as units, {stamp} from {_DAYS}, {_SKUS}",
+    )
+    messages: list[str] = []
+    publish_marts(settings, progress=messages.append)
+    assert "publishing marts.mart_demand_features: copied whole" in messages
+    # A daily run rewrites 2024-12-31 (new stamp) and adds 2025-01-01; an untouched day keeps its
+    # old stamp. Marking the published old day shows it is not copied again.
+    _alter(
+        settings,
+        "delete from build_marts.mart_demand_features where date = date '2024-12-31'",
+        "insert into build_marts.mart_demand_features select d, sku_id, 5, timestamp '2025-01-01 01:00:00' "
+        f"from (select unnest([date '2024-12-31', date '2025-01-01']) as d), {_SKUS}",
+        "update marts.mart_demand_features set units = -1 where date = date '2024-12-30'",
+    )
+    messages.clear()
+    publish_marts(settings, progress=messages.append)
+    assert "publishing marts.mart_demand_features: date 2024-12-31..2025-01-01 replaced" in messages
+    assert "publishing marts.fct_sales_daily: copied whole" in messages  # no _written_at
+    rows = _query(
+        settings,
+        "select date, min(units), max(units), count(*) from marts.mart_demand_features group by 1 order by 1",
+    )
+    assert rows == [
+        (dt.date(2024, 12, 30), -1, -1, 3),
+        (dt.date(2024, 12, 31), 5, 5, 3),
+        (dt.date(2025, 1, 1), 5, 5, 3),
+    ]
+    messages.clear()
+    publish_marts(settings, progress=messages.append)
+    assert "publishing marts.mart_demand_features: unchanged" in messages
+    # A full rebuild stamps every row anew: every date is replaced, the marked day included.
+    _alter(
+        settings, "update build_marts.mart_demand_features set _written_at = timestamp '2025-01-02 01:00:00'"
+    )
+    publish_marts(settings)
+    mart = "mart_demand_features"
+    assert _snapshot(settings)[mart] == _snapshot(settings, "build_marts")[mart]

@@ -98,9 +98,11 @@ def count_differences(con: Any, left: tuple[str, str], right: tuple[str, str], r
 
     Rows are matched on every column that is not floating point (null equals null); floating-point
     columns must then agree within ``rel_tol`` (sums in another order differ in the last bits).
-    Audit columns (``_source_*``) are ignored.
+    Audit columns (``_source_*``, ``_written_at``) are ignored.
     """
-    columns = [c for c in table_columns(con, *left) if not c[0].startswith("_source_")]
+    columns = [
+        c for c in table_columns(con, *left) if not c[0].startswith("_source_") and c[0] != "_written_at"
+    ]
     exact = [f'"{name}"' for name, dtype in columns if dtype not in ("DOUBLE", "FLOAT")]
     approx = [f'"{name}"' for name, dtype in columns if dtype in ("DOUBLE", "FLOAT")]
     on = " and ".join(f"a.{c} is not distinct from b.{c}" for c in exact) or "true"
