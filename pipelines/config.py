@@ -105,6 +105,9 @@ class ForecastParams(_Section):
     xgboost_max_rows: int = Field(100_000, ge=1_000)
     xgboost_rounds: int = Field(200, ge=1)
     xgboost_threads: int = Field(1, ge=1)
+    # Torch threads for batch scoring. One by default for the same reason: 20k SKUs took 5.7-6.7 s
+    # with 1 thread and 8.2-10.1 s with 2 while another job ran on the 2 cores.
+    score_threads: int = Field(1, ge=1)
     seed: int = 42
     train_weekday: int = Field(0, ge=0, le=6)  # scheduled runs retrain on this weekday (0 = Monday)
 

@@ -11,7 +11,7 @@ Active SKUs: a row with units in ``marts.mart_demand_features`` in the 56 days u
 calendar from ``marts.dim_dates`` and any planned prices and promotions ``marts.fct_prices_daily``
 already holds for those days; prices without a plan are carried forward and no promotion assumed.
 SKUs are scored in chunks (``chunk_skus``), each read, forecast under ``torch.inference_mode`` in
-large batches, and collected before the single write.
+large batches with ``forecast.score_threads`` torch threads, and collected before the single write.
 """
 
 from __future__ import annotations
@@ -197,7 +197,15 @@ def score_forecast(
         parts = []
         for i in range(0, len(skus), chunk_skus):
             frame = _read_chunk(con, skus[i : i + chunk_skus], start, run_date, end)
-            parts.append(forecaster.predict(frame, origin=run_date, horizon=horizon, batch_size=batch_size))
+            parts.append(
+                forecaster.predict(
+                    frame,
+                    origin=run_date,
+                    horizon=horizon,
+                    batch_size=batch_size,
+                    threads=settings.forecast.score_threads,
+                )
+            )
         forecast = pl.concat(parts)
         scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rows = forecast.select(
