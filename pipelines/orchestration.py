@@ -28,8 +28,13 @@ class DagRunError(RuntimeError):
 
 def airflow_env(settings: Settings) -> dict[str, str]:
     home = settings.home / "airflow"
+    # `airflow standalone` starts its scheduler, API server, triggerer and DAG processor as `airflow`
+    # from PATH: the venv's bin must be on it even when ecom is run as .venv/bin/ecom.
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
     return {
         **os.environ,
+        "PATH": path if bin_dir in path.split(os.pathsep) else os.pathsep.join([bin_dir, path]),
         **TELEMETRY_OFF,
         "ECOM_HOME": str(settings.home),
         "AIRFLOW_HOME": str(home),
