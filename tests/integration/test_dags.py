@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,14 @@ def _published_counts(path: Path) -> dict[str, int]:
             ).fetchall()
         ]
         return {t: con.execute(f'select count(*) from marts."{t}"').fetchone()[0] for t in tables}
+
+
+def test_airflow_components_find_the_venv_airflow_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `airflow standalone` spawns `airflow scheduler` etc. from PATH; ecom is often run as
+    # .venv/bin/ecom with a PATH that does not hold the venv.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    env = airflow_env(load_settings({"ECOM_HOME": str(tmp_path)}))
+    found = shutil.which("airflow", path=env["PATH"])
+    assert found is not None and Path(found).parent == Path(sys.executable).parent
