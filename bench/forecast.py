@@ -27,22 +27,17 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+from benchlib import Timed, machine, markers, run_measured, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 ECOM = str(Path(sys.executable).parent / "ecom")
-START, END = "<!-- bench:forecast:start -->", "<!-- bench:forecast:end -->"
+START, END = markers("forecast")
 SCORE_TARGET_S = 60.0  # the issue: 100k SKUs x 28 days in at most 60 s on 2 cores
 SCORE_TARGET_SKUS = 100_000
 SCORE_HISTORY_DAYS = 90
@@ -61,13 +56,6 @@ METRICS = (
 HIGHER_IS_BETTER = {"promo_accuracy"}
 
 
-@dataclass(frozen=True)
-class Timed:
-    seconds: float
-    peak_gib: float
-    output: str
-
-
 @dataclass
 class TierResult:
     tier: str
@@ -81,28 +69,6 @@ class TierResult:
     score: Timed
     score_summary: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _run(args: list[str], env: dict[str, str]) -> Timed:
-    """Run a command, returning wall seconds, the peak RSS of its process tree in GiB and its output."""
-    with tempfile.TemporaryFile("w+") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        root = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-        seconds = time.perf_counter() - started
-        log.seek(0)
-        output = log.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{output[-4000:]}")
-    return Timed(seconds, peak / 2**30, output)
 
 
 def _say(tier: str, message: str) -> None:
@@ -169,12 +135,12 @@ def bench_tier(tier: str, seed: int, root: Path, score_skus: int) -> TierResult:
     day = last.isoformat()
 
     _say(tier, "generate and build the marts ...")
-    generated = _run([ECOM, "generate", "--scale", tier, "--seed", str(seed)], env)
-    built = _run([ECOM, "foundation", "--date", day], env)
+    generated = run_measured([ECOM, "generate", "--scale", tier, "--seed", str(seed)], env)
+    built = run_measured([ECOM, "foundation", "--date", day], env)
     build = Timed(generated.seconds + built.seconds, max(generated.peak_gib, built.peak_gib), "")
     _say(tier, f"marts built in {build.seconds:.1f} s; training ...")
 
-    train = _run([ECOM, "train", "forecast", "--date", day, "--metrics-out", "bench/train.json"], env)
+    train = run_measured([ECOM, "train", "forecast", "--date", day, "--metrics-out", "bench/train.json"], env)
     metrics = json.loads((home / "bench" / "train.json").read_text())
     _say(tier, f"trained in {train.seconds:.1f} s (peak {train.peak_gib:.2f} GiB)")
     per_fold = _mlflow_table(settings.tracking_uri, metrics["run_id"], "per_fold")
@@ -186,7 +152,9 @@ def bench_tier(tier: str, seed: int, root: Path, score_skus: int) -> TierResult:
         settings.warehouse_path, score_home / "data" / "warehouse.duckdb", last, score_skus
     )
     score_env = {**env, "ECOM_HOME": str(score_home), "ECOM_MLFLOW__TRACKING_URI": settings.tracking_uri}
-    score = _run([ECOM, "score", "forecast", "--date", day, "--summary-out", "bench/score.json"], score_env)
+    score = run_measured(
+        [ECOM, "score", "forecast", "--date", day, "--summary-out", "bench/score.json"], score_env
+    )
     summary = json.loads((score_home / "bench" / "score.json").read_text())
     _say(
         tier,
@@ -285,7 +253,7 @@ def render(results: list[TierResult], command: str) -> str:
         "baselines, final fit, MLflow logging, registration) and `ecom score forecast` on a "
         f"{SCORE_TARGET_SKUS:,}-SKU copy of the tier's recent rows (see `bench/forecast.py`).",
         "",
-        f"Machine: {_machine()}.",
+        f"Machine: {machine()}.",
     ]
     for r in results:
         b, models = r.budget, r.metrics["backtest"]
@@ -352,33 +320,6 @@ def render(results: list[TierResult], command: str) -> str:
     return "\n".join(lines)
 
 
-def _machine() -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    ram = psutil.virtual_memory().total / 2**30
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {platform.python_version()}; "
-        f"{dt.date.today()}; load average at the end {load}"
-    )
-
-
-def write_section(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiers", nargs="+", default=["small"], choices=["tiny", "small", "medium", "large"])
@@ -394,7 +335,7 @@ def main() -> None:
         command += f" --score-skus {args.score_skus}"
     section = render(results, command)
     if not args.no_doc:
-        write_section(section)
+        write_section("forecast", section)
     print(section)
 
 

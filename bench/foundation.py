@@ -14,21 +14,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from benchlib import machine, markers, run_measured, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 ECOM = str(Path(sys.executable).parent / "ecom")
-START, END = "<!-- bench:foundation:start -->", "<!-- bench:foundation:end -->"
+START, END = markers("foundation")
 TARGETS = {  # seconds, from the issue: small full <= 2 min, large full <= 15 min, a large day <= 1 min
     ("small", "full build"): 120,
     ("large", "full build"): 900,
@@ -46,25 +41,6 @@ class Step:
     peak_gib: float
 
 
-def _run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run a command, returning wall seconds and the peak RSS of its process tree in GiB."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    root = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    output = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{output[-4000:]}")
-    return time.perf_counter() - started, peak / 2**30
-
-
 def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
     from pipelines.config import load_settings
     from pipelines.data.world import TIERS
@@ -80,9 +56,13 @@ def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
 
     def step(name: str, args: list[str]) -> None:
         print(f"[{tier}] {name} ...", file=sys.stderr, flush=True)
-        seconds, peak = _run(args, env)
-        steps.append(Step(tier, name, seconds, peak))
-        print(f"[{tier}] {name}: {seconds:.1f} s, peak {peak:.2f} GiB", file=sys.stderr, flush=True)
+        timed = run_measured(args, env)
+        steps.append(Step(tier, name, timed.seconds, timed.peak_gib))
+        print(
+            f"[{tier}] {name}: {timed.seconds:.1f} s, peak {timed.peak_gib:.2f} GiB",
+            file=sys.stderr,
+            flush=True,
+        )
 
     step("generate", [ECOM, "generate", "--scale", tier, "--seed", str(seed)])
     step("replay history", [ECOM, "replay", "--date", before.isoformat()])
@@ -94,20 +74,6 @@ def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
     step("incremental day, no Airflow", [ECOM, "foundation", "--date", last.isoformat()])
     shutil.rmtree(home, ignore_errors=True)
     return steps
-
-
-def _machine() -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    ram = psutil.virtual_memory().total / 2**30
-    python = platform.python_version()
-    return f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {python}; {dt.date.today()}"
 
 
 def render(steps: list[Step], command: str) -> str:
@@ -127,7 +93,7 @@ def render(steps: list[Step], command: str) -> str:
             f"Command: `{command}`. Each step is the `ecom` command a user runs; the DAG steps are "
             "`ecom dag foundation` (Airflow `dags test`, Cosmos task group, one dbt invocation per model).",
             "",
-            f"Machine: {_machine()}.",
+            f"Machine: {machine()}.",
             "",
             "| tier | step | wall s | peak RSS GiB (process tree) | target |",
             "|---|---|--:|--:|---|",
@@ -142,16 +108,6 @@ def render(steps: list[Step], command: str) -> str:
     )
 
 
-def write_section(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiers", nargs="+", default=["small"], choices=["tiny", "small", "medium", "large"])
@@ -160,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.out_root or Path(tempfile.mkdtemp(prefix="bench-foundation-"))
     steps = [s for tier in args.tiers for s in bench_tier(tier, args.seed, root)]
-    write_section(render(steps, "python bench/foundation.py --tiers " + " ".join(args.tiers)))
+    write_section("foundation", render(steps, "python bench/foundation.py --tiers " + " ".join(args.tiers)))
     print(render(steps, ""), file=sys.stderr)
 
 

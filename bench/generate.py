@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -29,23 +28,18 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from benchlib import machine, markers, write_section
+
 from pipelines.config import GenerateParams
 from pipelines.data.world import TIERS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = REPO_ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench:generate:start -->", "<!-- bench:generate:end -->"
+START, END = markers("generate")
 GIB = 1 << 30
 # tier -> (max wall seconds, max peak RSS GiB), both on a 2-core machine
 TARGETS: dict[str, tuple[float, float]] = {"large": (300.0, 8.0)}
 TARGET_CORES = 2
-
-DOC_INTRO = """# Benchmarks
-
-Each benchmark is a script under `bench/` that measures the real code on the machine it runs on
-and rewrites its own section of this file (between `<!-- bench:NAME:start/end -->` markers). The
-figures below come from the command shown with each section; do not edit them by hand, re-run it.
-"""
 
 # Runs in the child: generate one tier, then report its own peak RSS and CPU time as JSON.
 _CHILD = """
@@ -116,25 +110,8 @@ def measure(tier: str, seed: int, start: dt.date, out_root: Path, keep: bool) ->
     )
 
 
-def machine() -> str:
-    """One line describing the CPU, cores, RAM, Python and the libraries that do the work."""
-    cpu, ram_gib = platform.processor() or "unknown CPU", 0.0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) * 1024 / GIB
-                break
-    except OSError:
-        pass
-    libs = ", ".join(f"{m} {version(m)}" for m in ("polars", "pyarrow", "numpy"))
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {ram_gib:.1f} GiB RAM; Python {platform.python_version()}; "
-        f"{libs}; {dt.date.today().isoformat()}"
-    )
+def _machine() -> str:
+    return machine(", ".join(f"{m} {version(m)}" for m in ("polars", "pyarrow", "numpy")))
 
 
 def _human(n: float) -> str:
@@ -152,7 +129,7 @@ def render(runs: list[Run], command: str, seed: int, start: dt.date) -> str:
         "",
         f"Command: `{command}` (seed {seed}, start {start.isoformat()}).",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {_machine()}.",
         "",
         "| Tier | SKUs | Days | Rows | Biggest tables (rows) | Wall s | generate s | CPU s | Rows/s "
         "| Peak RSS GiB | On disk MiB | Target |",
@@ -192,19 +169,6 @@ def render(runs: list[Run], command: str, seed: int, start: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str, path: Path = DOCS) -> None:
-    """Replace the marked section of ``path`` (or append it), creating the file if needed."""
-    text = path.read_text() if path.exists() else DOC_INTRO
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + (("\n" + tail) if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiers", nargs="+", choices=list(TIERS), default=["small", "large"])
@@ -226,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         runs.append(run)
     command = shlex.join([".venv/bin/python", "bench/generate.py", *sys.argv[1:]])
-    write_section(render(runs, command, args.seed, start))
+    write_section("generate", render(runs, command, args.seed, start), DOCS)
     print(f"[bench] wrote {DOCS.relative_to(REPO_ROOT)}", file=sys.stderr)
     return 0
 
