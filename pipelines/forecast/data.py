@@ -209,19 +209,8 @@ def load_demand_features(
     Raises:
         ForecastDataError: No warehouse, no such table, or no rows in the range.
     """
-    import duckdb
-
-    path = settings.warehouse_path
-    if not path.is_file():
-        raise ForecastDataError(f"no warehouse at {path}: build and publish the marts first")
-    con = duckdb.connect(str(path))
+    con = _open_mart(settings, schema)
     try:
-        found = con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, MART],
-        ).fetchall()[0][0]
-        if not found:
-            raise ForecastDataError(f"{schema}.{MART} does not exist in {path}: run dbt and publish")
         available = {
             row[0]
             for row in con.execute(
@@ -257,24 +246,35 @@ def load_demand_features(
     return frame
 
 
-def last_data_day(settings: Settings, *, schema: str = "marts") -> dt.date:
-    """The last day with units in ``<schema>.mart_demand_features``: the default run date.
+def _open_mart(settings: Settings, schema: str) -> Any:
+    """A connection to the warehouse, once it is known to hold ``<schema>.mart_demand_features``.
 
     Raises:
-        ForecastDataError: No warehouse, no such table, or no row with units.
+        ForecastDataError: No warehouse file, or no such table in it.
     """
     import duckdb
 
     path = settings.warehouse_path
     if not path.is_file():
         raise ForecastDataError(f"no warehouse at {path}: build and publish the marts first")
-    with duckdb.connect(str(path)) as con:
-        found = con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, MART],
-        ).fetchall()[0][0]
-        if not found:
-            raise ForecastDataError(f"{schema}.{MART} does not exist in {path}: run dbt and publish")
+    con = duckdb.connect(str(path))
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, MART],
+    ).fetchall()[0][0]
+    if not found:
+        con.close()
+        raise ForecastDataError(f"{schema}.{MART} does not exist in {path}: run dbt and publish")
+    return con
+
+
+def last_data_day(settings: Settings, *, schema: str = "marts") -> dt.date:
+    """The last day with units in ``<schema>.mart_demand_features``: the default run date.
+
+    Raises:
+        ForecastDataError: No warehouse, no such table, or no row with units.
+    """
+    with _open_mart(settings, schema) as con:
         day = con.execute(f"select max(date) from {schema}.{MART} where units is not null").fetchall()[0][0]
     if day is None:
         raise ForecastDataError(f"{schema}.{MART} has no row with units")
