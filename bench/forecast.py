@@ -243,6 +243,33 @@ def _findings(r: TierResult) -> list[str]:
     return lines
 
 
+REPLAY_COLUMNS = (
+    ("safety_days", "safety days", 1),
+    ("fill_rate", "fill rate", 3),
+    ("stockout_rate", "stock-out rate", 3),
+    ("average_stock_units", "avg stock (units)", 1),
+    ("average_stock_value", "avg stock value", 0),
+    ("average_safety_stock_units", "avg safety stock (units)", 1),
+    ("inventory_turnover", "turnover (x/yr)", 1),
+)
+
+
+def _replay_table(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The replenishment policy replay the training run logged (LSTM quantiles vs traditional)."""
+    if not rows:
+        return ["Replenishment replay: not run (see the training log)."]
+    lines = [
+        "Replenishment policy replay over the backtest days (`simulate_policies`, logged by the run):",
+        "",
+        "| policy | " + " | ".join(label for _, label, _ in REPLAY_COLUMNS) + " |",
+        "|---|" + "--:|" * len(REPLAY_COLUMNS),
+    ]
+    for policy, row in rows.items():
+        cells = [_fmt(row.get(key), digits) for key, _, digits in REPLAY_COLUMNS]
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(results: list[TierResult], command: str) -> str:
     lines = [
         START,
@@ -288,7 +315,7 @@ def render(results: list[TierResult], command: str) -> str:
             rows = {int(f["fold"]): f["wape"] for f in r.per_fold if f["model"] == model}
             if rows:
                 lines.append(f"| {model} | " + " | ".join(_fmt(rows.get(k)) for k in folds) + " |")
-        lines += ["", *_findings(r), ""]
+        lines += ["", *_findings(r), "", *_replay_table(r.metrics.get("replenishment_replay", {})), ""]
         s = r.score_summary
         rate = s["skus"] / r.score.seconds if r.score.seconds else 0.0
         verdict = (

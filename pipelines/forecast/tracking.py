@@ -58,6 +58,11 @@ def training_metrics(result: dict[str, Any], run_date: dt.date) -> dict[str, Any
         "promoted": result["promoted"],
         "reason": result["reason"],
         "backtest": models,
+        # The replenishment policy replay (LSTM quantiles vs the traditional policy), by policy.
+        "replenishment_replay": {
+            row["policy"]: _finite({k: v for k, v in row.items() if k != "policy"})
+            for row in result.get("simulation") or []
+        },
         "epoch_seconds": result.get("epoch_seconds"),
         "windows_per_epoch": result.get("windows_per_epoch"),
         "seconds": result["seconds"],

@@ -184,6 +184,9 @@ def test_full_repro_lands_one_partition_builds_the_warehouse_trains_and_scores(p
     assert trained["run_date"] == "2024-12-31"  # the tiny world's last day, found in the marts
     assert set(trained["backtest"]) == {"lstm", "seasonal_naive", "moving_average", "xgboost"}
     assert trained["backtest"]["lstm"]["wape"] > 0
+    replay = trained["replenishment_replay"]
+    assert {"lstm_quantile", "traditional"} <= set(replay) and replay["traditional"]["safety_days"] > 0
+    assert 0 < replay["lstm_quantile"]["fill_rate"] <= 1
     scored = json.loads((project / "metrics/forecast_score.json").read_text())
     assert scored["run_date"] == "2024-12-31" and scored["rows"] == scored["skus"] * 28 > 0
     shown = _run(project, "dvc", "metrics", "show").stdout
