@@ -46,8 +46,7 @@
     Renders a SELECT of the partition columns, `baseline_week` (Monday), `baseline_days` and
     `<prefix>_median`, `<prefix>_mad` over the CTE / relation `relation`.
 
-    Grouped aggregates over a 4x fan-out instead of holistic window frames: about 4x cheaper in
-    DuckDB than median/mad over a sliding 28-row frame.
+    Postgres: grouped aggregates over a 4x fan-out of the rows; DuckDB: week lists in a window.
 -#}
 {% macro weekly_robust_baselines(relation, partition_columns, date_column, columns, weeks) %}
     {{ return(adapter.dispatch('weekly_robust_baselines', 'ecom')(
@@ -72,17 +71,48 @@
     ) as weeks_ahead
 {% endmacro %}
 
+{#-
+    DuckDB: one row per series and week holding that week's values as a list, then a window over the
+    `weeks` weeks before each week concatenates them and the list's median and MAD are taken. The
+    4x fan-out of `_baseline_rows` (what Postgres still uses) spilled over 50 GB to disk on the large
+    tier's 135 M daily sales rows under the 8 GB memory cap; this reads each row once (medium tier,
+    1,500 SKUs: 1.4 s instead of 50.6 s, same baselines).
+-#}
 {% macro duckdb__weekly_robust_baselines(relation, partition_columns, date_column, columns, weeks) %}
+    {%- set first = (columns.keys() | list)[0] -%}
     select
         {{ partition_columns | join(', ') }},
         baseline_week,
-        count(*) as baseline_days,
-        {%- for prefix, column in columns.items() %}
-        median({{ prefix }}_value) as {{ prefix }}_median,
-        mad({{ prefix }}_value) as {{ prefix }}_mad{{ ',' if not loop.last }}
+        len({{ first }}_values) as baseline_days,
+        {%- for prefix in columns %}
+        list_aggregate({{ prefix }}_values, 'median') as {{ prefix }}_median,
+        list_aggregate({{ prefix }}_values, 'mad') as {{ prefix }}_mad{{ ',' if not loop.last }}
         {%- endfor %}
-    from ({{ _baseline_rows(relation, partition_columns, date_column, columns, weeks) }}) as baseline_rows
-    group by {{ partition_columns | join(', ') }}, baseline_week
+    from (
+        select
+            {{ partition_columns | join(', ') }},
+            week_start as baseline_week,
+            {%- for prefix in columns %}
+            flatten(list({{ prefix }}_week) over past_weeks) as {{ prefix }}_values{{ ',' if not loop.last }}
+            {%- endfor %}
+        from (
+            select
+                {{ partition_columns | join(', ') }},
+                cast(date_trunc('week', {{ date_column }}) as date) as week_start,
+                {%- for prefix, column in columns.items() %}
+                list({{ column }}) as {{ prefix }}_week{{ ',' if not loop.last }}
+                {%- endfor %}
+            from {{ relation }}
+            group by {{ partition_columns | join(', ') }}, week_start
+        ) as weekly
+        window past_weeks as (
+            partition by {{ partition_columns | join(', ') }}
+            order by week_start
+            range between interval {{ 7 * weeks }} days preceding and interval 7 days preceding
+        )
+    ) as framed
+    -- a week with no history has no baseline (as a series' first weeks)
+    where {{ first }}_values is not null
 {% endmacro %}
 
 {#- Postgres has no median()/mad(): percentile_cont, then a second pass for each MAD. -#}

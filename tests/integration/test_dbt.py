@@ -47,6 +47,7 @@ class WarehouseLife:
     price_correction_day: dt.date
     seconds: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    results: dict[str, list[dict]] = field(default_factory=dict)  # run_results.json of each step
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -59,6 +60,9 @@ def _build(life: WarehouseLife, step: str, *extra: str, command: str = "build", 
     result = run_dbt(life.home, [command, *extra], run_date=life.last_day, dbt_vars=dbt_vars)
     life.seconds[step] = time.perf_counter() - started
     life.outputs[step] = result.stdout
+    life.results[step] = json.loads((life.home / "dbt" / "target" / "run_results.json").read_text())[
+        "results"
+    ]
 
 
 def _land_corrected_day(con: duckdb.DuckDBPyConnection, world: Path, out: Path, day: dt.date) -> dict:
@@ -147,7 +151,7 @@ def life(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def test_full_build_passes_and_every_mart_has_rows(life: WarehouseLife) -> None:
-    results = json.loads((life.home / "dbt" / "target" / "run_results.json").read_text())["results"]
+    results = life.results["full_refresh"]
     statuses = {r["status"] for r in results}
     assert statuses <= {"success", "pass"}, [r for r in results if r["status"] not in ("success", "pass")]
     kinds = {r["unique_id"].split(".")[0] for r in results}
@@ -248,8 +252,7 @@ def test_tests_of_a_daily_run_check_only_its_batch_dates(life: WarehouseLife) ->
         union = " union all ".join(dated)
         start = con.execute(f"select min(d) from ({union})", [life.last_day]).fetchone()[0]
     assert start <= life.correction_day
-    results = json.loads((life.home / "dbt" / "target" / "run_results.json").read_text())["results"]
-    compiled = {r["unique_id"]: r.get("compiled_code") or "" for r in results}
+    compiled = {r["unique_id"]: r.get("compiled_code") or "" for r in life.results["full_refresh"]}
     scope = f"\"date\" >= cast('{start}' as date)"
     sales = [sql for uid, sql in compiled.items() if uid.startswith("test.") and "fct_sales_daily" in uid]
     dims = [  # tests on dim_products itself (relationships tests naming it belong to their child)
