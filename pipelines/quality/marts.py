@@ -240,7 +240,7 @@ def publish_marts(
     *,
     progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Copy every ``build_marts`` table to ``marts``, all in one transaction.
+    """Bring every ``marts`` table level with ``build_marts``, all in one transaction (see _publish_table).
 
     Args:
         settings: Where the warehouse is.
