@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'browsing_events') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(event_id as bigint) as event_id,

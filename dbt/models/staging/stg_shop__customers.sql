@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'customers') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(customer_id as bigint) as customer_id,

@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'order_lines') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(order_id as bigint) as order_id,

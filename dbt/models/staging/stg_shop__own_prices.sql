@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'own_prices') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(sku_id as bigint) as sku_id,

@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'promotions') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(promo_id as bigint) as promo_id,

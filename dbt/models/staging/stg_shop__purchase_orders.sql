@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'purchase_orders') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(po_id as bigint) as po_id,

@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'returns') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(return_id as bigint) as return_id,

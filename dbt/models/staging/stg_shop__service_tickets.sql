@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'service_tickets') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(ticket_id as bigint) as ticket_id,

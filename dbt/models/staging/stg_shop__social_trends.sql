@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'social_trends') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(date as date) as date,

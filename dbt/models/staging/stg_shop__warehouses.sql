@@ -1,12 +1,12 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'warehouses') }}
 
 ),
 
-cleaned as (
+cleaned as not materialized (
 
     select
         cast(warehouse_id as integer) as warehouse_id,
