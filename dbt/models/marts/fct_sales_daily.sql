@@ -19,7 +19,7 @@
 
 with
 
-sales as (
+sales as not materialized (
 
     select * from {{ ref('stg_shop__daily_sales') }}
     where {{ in_window('date', w, 'read') }}
@@ -28,13 +28,22 @@ sales as (
 
 inventory as (
 
+    -- stock on hand, only for the SKU-days whose stock-out flag did not land (it is imputed from
+    -- it): summing every snapshot and joining it to every sales row took a minute on the large tier
     select
-        date,
-        sku_id,
-        sum(on_hand_units) as on_hand_units
-    from {{ ref('stg_shop__inventory_snapshots') }}
-    where {{ in_window('date', w, 'write') }}
-    group by date, sku_id
+        inventory.date,
+        inventory.sku_id,
+        sum(inventory.on_hand_units) as on_hand_units
+    from {{ ref('stg_shop__inventory_snapshots') }} as inventory
+    where {{ in_window('inventory.date', w, 'write') }}
+        and exists (
+            select 1
+            from sales
+            where sales.stockout is null
+                and sales.date = inventory.date
+                and sales.sku_id = inventory.sku_id
+        )
+    group by inventory.date, inventory.sku_id
 
 ),
 
