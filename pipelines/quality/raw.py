@@ -709,19 +709,19 @@ def _load(run: _Run, order: list[str]) -> dict[str, int]:
         for name in order:
             table = TABLES[name]
             columns = ", ".join(quote(c) for c in table.column_names)
-            select = (
+            insert = (
                 f"insert into raw.{quote(name)} select {columns}, ?::date, ?, ?::timestamp "
                 "from read_parquet(?, file_row_number = true) p"
             )
             values: list[Any] = [run.batch_date, run.batch_id, run.now, str(run.path(name))]
             if rejected.get(name):
                 # Only where something was quarantined: the anti-join costs 45% of the insert.
-                select += (
+                insert += (
                     f" where not exists (select 1 from {_TEMP_REJECTED} r "
                     "where r.table_name = ? and r.row_number = p.file_row_number + 1)"
                 )
                 values.append(name)
-            loaded[name] = int(con.execute(select, values).fetchall()[0][0])
+            loaded[name] = int(con.execute(insert, values).fetchall()[0][0])
         con.execute("delete from quarantine.rejected_rows where batch_date = ?", [run.batch_date])
         con.execute(f"insert into quarantine.rejected_rows select * from {_TEMP_REJECTED}")
         insert_validation_results(
