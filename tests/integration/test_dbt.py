@@ -36,7 +36,11 @@ from tests.integration.warehouse_fixtures import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Incremental models checked against the full refresh, besides the marts.
-INCREMENTAL_INTERMEDIATE = ("int_lost_sales_estimated",)
+INCREMENTAL_INTERMEDIATE = (
+    "int_lost_sales_estimated",
+    "int_shelf_prices_forward_filled",
+    "int_competitor_prices_forward_filled",
+)
 
 
 @dataclass
