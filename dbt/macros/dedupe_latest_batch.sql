@@ -13,7 +13,9 @@
     with keys no other batch carries. Ranking all of them cost 28 s per read of the large tier's
     135 M daily_sales rows, paid by every model and test reading the view. Here only the keys that
     some other batch than the largest one carries are ranked; every other row is unique already and
-    passes as it is. Same rows as ranking everything.
+    passes as it is. Same rows as ranking everything, with one caveat: two rows of one batch whose
+    keys differ as landed but match after cleaning (' Web' and 'web'; channel, competitor, region,
+    category_l2) would both pass, and the staging grain tests would then fail the build.
 -#}
 {% macro dedupe_latest_batch(relation, key_columns) %}
     {%- set batch = ['_batch_date', '_batch_id', '_loaded_at'] -%}
