@@ -176,7 +176,7 @@ def test_rerunning_the_same_date_gives_identical_counts(good: Loaded) -> None:
         assert _query(good.settings, f"select count(*) from raw.{name}") == [(rows,)]
 
 
-def test_a_big_table_is_validated_in_date_slices_with_the_same_outcome(
+def test_a_big_table_is_validated_in_row_slices_with_the_same_outcome(
     good: Loaded, tiny_world: Path, tmp_path: Path
 ) -> None:
     settings = _settings(tmp_path)

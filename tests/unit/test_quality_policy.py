@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.quality.engine import GateFailure, Outcome, QualityGateError, classify, combine, jsonable
-from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks
+from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks, row_slices
 from pipelines.quality.suites import Dimension, Rule, Severity
 
 
@@ -131,31 +131,37 @@ def test_values_become_plain_json() -> None:
     }
 
 
-# --- slicing big tables by business date ----------------------------------------------------------
+# --- slicing big tables -----------------------------------------------------------------------------
 
 
-def _counts(*pairs: tuple[dt.date | None, int]) -> pl.DataFrame:
+def _counts(*pairs: tuple[int | None, int]) -> pl.DataFrame:
     return pl.DataFrame(
-        {"date": [p[0] for p in pairs], "n": [p[1] for p in pairs]}, schema={"date": pl.Date, "n": pl.Int64}
+        {"value": [p[0] for p in pairs], "n": [p[1] for p in pairs]},
+        schema={"value": pl.Int64, "n": pl.Int64},
     )
 
 
 def test_a_table_that_fits_is_one_slice() -> None:
-    assert plan_chunks(_counts((dt.date(2024, 1, 1), 5), (None, 1)), 10) == [Chunk("all", whole=True)]
+    assert plan_chunks(_counts((1, 5), (None, 1)), 10) == [Chunk("all", whole=True)]
 
 
-def test_slices_are_whole_days_up_to_the_limit_plus_one_for_rows_without_a_date() -> None:
-    d = [dt.date(2024, 1, i) for i in range(1, 6)]
-    chunks = plan_chunks(_counts((d[3], 4), (d[0], 4), (d[1], 4), (None, 2), (d[2], 12), (d[4], 1)), 8)
-    assert [(c.first, c.last, c.null_dates) for c in chunks] == [
-        (d[0], d[1], False),  # 8 rows
-        (d[2], d[2], False),  # a single day larger than the limit is not split
-        (d[3], d[4], False),  # 5 rows
+def test_slices_are_whole_values_up_to_the_limit_plus_one_for_rows_without_a_value() -> None:
+    chunks = plan_chunks(_counts((4, 4), (1, 4), (2, 4), (None, 2), (3, 12), (5, 1)), 8)
+    assert [(c.first, c.last, c.null_values) for c in chunks] == [
+        (1, 2, False),  # 8 rows
+        (3, 3, False),  # a single value with more rows than the limit is not split
+        (4, 5, False),  # 5 rows
         (None, None, True),
     ]
-    frame = pl.DataFrame({"date": [d[0], d[2], None, d[4]]})
-    assert frame.filter(chunks[0].predicate("date")).height == 1
-    assert frame.filter(chunks[3].predicate("date")).height == 1
+    frame = pl.DataFrame({"sku_id": [1, 3, None, 5]})
+    assert frame.filter(chunks[0].predicate("sku_id")).height == 1
+    assert frame.filter(chunks[3].predicate("sku_id")).height == 1
+
+
+def test_row_slices_cover_every_row_once() -> None:
+    assert row_slices(0, 4) == [(0, 0)]
+    assert row_slices(4, 4) == [(0, 4)]
+    assert row_slices(10, 4) == [(0, 4), (4, 4), (8, 2)]
 
 
 # --- reconciliation leaves out what quarantine took ------------------------------------------------
