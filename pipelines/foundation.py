@@ -13,6 +13,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from pipelines.config import load_settings
+from pipelines.warehouse import connect_warehouse
 
 
 def _day(ds: str | None) -> dt.date:
@@ -123,10 +124,9 @@ def published_fingerprint() -> dict[str, dict[str, int]]:
     fingerprint instead: it changes whenever the published rows change. Floating-point sums that
     DuckDB adds up in a different order can change it too; that only costs a rerun.
     """
-    import duckdb
 
     settings = load_settings()
-    with duckdb.connect(str(settings.warehouse_path)) as con:
+    with connect_warehouse(settings.warehouse_path) as con:
         tables = [
             r[0]
             for r in con.execute(

@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.forecast.store import replace_partition
+from pipelines.warehouse import connect_warehouse
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -277,13 +278,12 @@ def plan_replenishment(settings: Settings, run_date: dt.date) -> ReplenishmentRe
     Raises:
         ReplenishmentError: No warehouse, or no forecast scored for ``run_date``.
     """
-    import duckdb
 
     started = time.perf_counter()
     if not settings.warehouse_path.is_file():
         raise ReplenishmentError(f"no warehouse at {settings.warehouse_path}")
     params = settings.replenishment
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = connect_warehouse(settings.warehouse_path)
     try:
         has_forecast = con.execute(
             "select count(*) from information_schema.tables "
@@ -469,7 +469,6 @@ def simulate_policies(
         seed: Lead-time draws (default: ``forecast.seed``).
         progress: Called with short messages.
     """
-    import duckdb
 
     from pipelines.forecast.data import load_demand_features
     from pipelines.forecast.train import train_forecaster
@@ -491,7 +490,7 @@ def simulate_policies(
     if forecaster.grain != "daily":
         raise ReplenishmentError("the simulation replays days: use a daily-grain forecaster")
 
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = connect_warehouse(settings.warehouse_path)
     try:
         leads_frame = lead_times(con, start - dt.timedelta(days=1))
         costs = con.sql("select sku_id, unit_cost from marts.dim_products").pl()

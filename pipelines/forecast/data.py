@@ -38,6 +38,8 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pipelines.warehouse import connect_warehouse
+
 if TYPE_CHECKING:
     from pipelines.config import ForecastParams, Settings
 
@@ -252,12 +254,11 @@ def _open_mart(settings: Settings, schema: str) -> Any:
     Raises:
         ForecastDataError: No warehouse file, or no such table in it.
     """
-    import duckdb
 
     path = settings.warehouse_path
     if not path.is_file():
         raise ForecastDataError(f"no warehouse at {path}: build and publish the marts first")
-    con = duckdb.connect(str(path))
+    con = connect_warehouse(path)
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, MART],

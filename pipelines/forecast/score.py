@@ -34,6 +34,7 @@ from pipelines.forecast.data import (
 from pipelines.forecast.serving import MODEL_NAME, unwrap
 from pipelines.forecast.store import replace_partition
 from pipelines.forecast.train import TrainedForecaster, quantile_columns
+from pipelines.warehouse import connect_warehouse
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
@@ -169,7 +170,6 @@ def score_forecast(
         ScoringError: No warehouse or no active SKU for the date.
         pipelines.registry.NoChampionError: No champion model yet.
     """
-    import duckdb
 
     started = time.perf_counter()
     if not settings.warehouse_path.is_file():
@@ -187,7 +187,7 @@ def score_forecast(
         "model_version": "varchar",
         "scored_at": "timestamp",
     }
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = connect_warehouse(settings.warehouse_path)
     try:
         skus = active_skus(con, run_date)
         if not skus:

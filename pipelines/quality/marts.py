@@ -31,6 +31,7 @@ from pipelines.quality.engine import (
 )
 from pipelines.quality.store import insert_validation_results, quote, table_exists, utc_now
 from pipelines.quality.suites import Dimension, Rule, Severity, list_suites, read_suite
+from pipelines.warehouse import connect_warehouse
 
 __all__ = ["BUILD_SCHEMA", "PUBLISH_SCHEMA", "MartsValidationResult", "publish_marts", "validate_marts"]
 
@@ -140,7 +141,6 @@ def validate_marts(
             ``build_marts`` or lacks a column its suite names. Results are recorded either way;
             ``marts`` is not touched.
     """
-    import duckdb
     import pandas as pd
 
     started = time.perf_counter()
@@ -149,7 +149,7 @@ def validate_marts(
     if not settings.warehouse_path.is_file():
         raise QualityError(f"no warehouse at {settings.warehouse_path}; build the marts first (dbt build)")
     now = utc_now()
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = connect_warehouse(settings.warehouse_path)
     try:
         runner = SuiteRunner.for_reports(settings.reports_dir)
         built = _relations(con, BUILD_SCHEMA)
@@ -260,7 +260,7 @@ def publish_marts(
     say = progress or _silent
     if not settings.warehouse_path.is_file():
         raise QualityError(f"no warehouse at {settings.warehouse_path}; nothing to publish")
-    con = duckdb.connect(str(settings.warehouse_path))
+    con = connect_warehouse(settings.warehouse_path)
     try:
         tables = dict(sorted(_relations(con, BUILD_SCHEMA).items()))
         if not tables:

@@ -9,6 +9,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.warehouse import connect_warehouse
+
 TREND_DAYS = 180  # how far back the trend charts reach
 ROLLING_DAYS = 7
 MIX_DAYS = 28
@@ -191,7 +193,7 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.is_file():
         raise _no_marts(path)
     try:
-        return duckdb.connect(str(path))
+        return connect_warehouse(path)
     except duckdb.Error as exc:
         raise ReportError(f"cannot open {path}: {exc}") from exc
 

@@ -86,3 +86,16 @@ def test_backtest_budget_defaults_to_the_final_fits_and_can_be_cheaper(tmp_path:
     ).forecast
     assert (cheaper.for_backtest().epochs, cheaper.for_backtest().max_train_windows) == (1, 5000)
     assert (cheaper.epochs, cheaper.max_train_windows) == (forecast.epochs, forecast.max_train_windows)
+
+
+def test_warehouse_connections_are_capped_like_dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.warehouse import connect_warehouse
+
+    def cap() -> str:
+        with connect_warehouse(tmp_path / "w.duckdb") as con:
+            return con.execute("select current_setting('memory_limit')").fetchall()[0][0]
+
+    monkeypatch.delenv("ECOM_DUCKDB_MEMORY_LIMIT", raising=False)
+    assert cap() == "7.4 GiB"  # the profile's default, 8GB
+    monkeypatch.setenv("ECOM_DUCKDB_MEMORY_LIMIT", "2GiB")
+    assert cap() == "2.0 GiB"
