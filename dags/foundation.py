@@ -78,7 +78,9 @@ def foundation() -> None:
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=DBT_BIN,
         ),
-        operator_args={"install_deps": False},
+        # No per-model Assets: they would announce unaudited build tables; consumers wait for the
+        # one Asset `publish` emits. Skipping them also saves each dbt task their registration.
+        operator_args={"install_deps": False, "emit_datasets": False},
         default_args=DEFAULT_ARGS,
     )
 
