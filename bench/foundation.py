@@ -4,7 +4,8 @@ For each tier, in a fresh ECOM_HOME: generate the world, replay all history but 
 batch and run the `foundation` DAG for it (the full build), then replay the last day alone and run
 the DAG again (the incremental day). Each step runs as the `ecom` command a user would type; wall
 time and peak memory (RSS summed over the whole process tree, sampled every 0.2 s) are recorded.
-Results replace the `foundation` section of docs/benchmarks.md.
+Each tier's results replace its own section of docs/benchmarks.md (`foundation-<tier>`), so running
+one tier leaves the others' figures in place.
 
     .venv/bin/python bench/foundation.py --tiers small large
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 from benchlib import machine, markers, run_measured, write_section
 
 ECOM = str(Path(sys.executable).parent / "ecom")
-START, END = markers("foundation")
 TARGETS = {  # seconds, from the issue: small full <= 2 min, large full <= 15 min, a large day <= 1 min
     ("small", "full build"): 120,
     ("large", "full build"): 900,
@@ -72,11 +72,14 @@ def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
     # The same day again without Airflow (one `dbt build` instead of one task per model), as a baseline
     # showing what the per-task orchestration costs. Landing sees the same batch and changes nothing.
     step("incremental day, no Airflow", [ECOM, "foundation", "--date", last.isoformat()])
+    # The DAG logs say where each run's time went ("[DAG TEST] starting / end task"); keep them.
+    shutil.copytree(home / "airflow" / "runs", root / f"dag-logs-{tier}", dirs_exist_ok=True)
     shutil.rmtree(home, ignore_errors=True)
     return steps
 
 
-def render(steps: list[Step], command: str) -> str:
+def render(tier: str, steps: list[Step], command: str) -> str:
+    start, end = markers(f"foundation-{tier}")
     rows = []
     for s in steps:
         target = TARGETS.get((s.tier, s.name))
@@ -87,8 +90,8 @@ def render(steps: list[Step], command: str) -> str:
     peak = max(s.peak_gib for s in steps)
     return "\n".join(
         [
-            START,
-            "## Foundation stage (generate, land, validate, dbt, audit, publish, report)",
+            start,
+            f"### {tier} tier",
             "",
             f"Command: `{command}`. Each step is the `ecom` command a user runs; the DAG steps are "
             "`ecom dag foundation` (Airflow `dags test`, Cosmos task group, one dbt invocation per model).",
@@ -103,7 +106,7 @@ def render(steps: list[Step], command: str) -> str:
             f"{'meets' if peak <= PEAK_TARGET_GIB else 'misses'}).",
             "The full build lands all history but the last day as one batch; the incremental day then lands",
             "only the last day, so its cost is what a daily scheduled run pays.",
-            END,
+            end,
         ]
     )
 
@@ -115,9 +118,11 @@ def main() -> None:
     parser.add_argument("--out-root", type=Path, default=None, help="Where the temporary ECOM_HOMEs go")
     args = parser.parse_args()
     root = args.out_root or Path(tempfile.mkdtemp(prefix="bench-foundation-"))
-    steps = [s for tier in args.tiers for s in bench_tier(tier, args.seed, root)]
-    write_section("foundation", render(steps, "python bench/foundation.py --tiers " + " ".join(args.tiers)))
-    print(render(steps, ""), file=sys.stderr)
+    for tier in args.tiers:
+        steps = bench_tier(tier, args.seed, root)
+        section = render(tier, steps, f"python bench/foundation.py --tiers {tier}")
+        write_section(f"foundation-{tier}", section)
+        print(section, file=sys.stderr)
 
 
 if __name__ == "__main__":
