@@ -94,7 +94,7 @@ def render(tier: str, steps: list[Step], command: str) -> str:
             f"### {tier} tier",
             "",
             f"Command: `{command}`. Each step is the `ecom` command a user runs; the DAG steps are "
-            "`ecom dag foundation` (Airflow `dags test`, Cosmos task group, one dbt invocation per model).",
+            "`ecom dag foundation` (Airflow `dags test`; its tasks are in docs/operations.md).",
             "",
             f"Machine: {machine()}.",
             "",
