@@ -25,6 +25,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
+from pipelines.foundation import STAGING_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO / "dbt"
@@ -81,7 +82,7 @@ def foundation() -> None:
         render_config=RenderConfig(
             load_method=LoadMode.AUTOMATIC,
             # Built (with their own tests) by dbt_staging in one dbt invocation, not one task each.
-            exclude=["path:models/staging"],
+            exclude=[STAGING_MODELS],
             test_behavior=TestBehavior.AFTER_ALL,
             # Only used without a manifest, to run `dbt ls`.
             invocation_mode=InvocationMode.SUBPROCESS,

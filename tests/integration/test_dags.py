@@ -137,3 +137,23 @@ def test_airflow_components_find_the_venv_airflow_on_path(
     env = airflow_env(load_settings({"ECOM_HOME": str(tmp_path)}))
     found = shutil.which("airflow", path=env["PATH"])
     assert found is not None and Path(found).parent == Path(sys.executable).parent
+
+
+def test_the_staging_task_and_the_cosmos_test_task_together_run_every_dbt_test(tmp_path: Path) -> None:
+    """The DAG runs staging's own tests in dbt_staging and leaves staging out of the Cosmos group,
+    whose test task gets the same exclusion: a test on a staging model that also reads a later model
+    would fall between the two."""
+    from pipelines.foundation import STAGING_MODELS, STAGING_SELECTION
+    from pipelines.transform import run_dbt
+
+    settings = load_settings({"ECOM_HOME": str(tmp_path)})
+
+    def tests(*selection: str) -> set[str]:
+        ls = ["ls", "--resource-types", "test", "unit_test", "--output", "name", "-q", *selection]
+        return set(run_dbt(settings, ls, dt.date(2024, 12, 31)).split())
+
+    every = tests()
+    staging = tests(*STAGING_SELECTION)
+    cosmos = tests("--exclude", STAGING_MODELS)
+    assert staging and cosmos and staging.isdisjoint(cosmos)
+    assert every == staging | cosmos, sorted(every - staging - cosmos)
