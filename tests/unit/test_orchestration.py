@@ -1,0 +1,32 @@
+"""Reading a DAG run's outcome from its `airflow dags test` log."""
+
+from __future__ import annotations
+
+from pipelines.orchestration import succeeded_tasks
+
+_TASK = "2026-11-27T09:00:3{i}.0Z [info     ] [DAG TEST] end task task_id={task} map_index=-1 [airflow]"
+_FINISHED = (
+    "2026-11-27T09:00:37.7Z [info     ] DagRun Finished: dag_id={dag}, logical_date=2024-12-30 00:00:00+00:00, "
+    "run_id=manual__2026-11-27T08:59:35+00:00, run_duration=62.1, state={state}, run_type=manual, "
+    "data_interval_start=2024-12-30 00:00:00+00:00 [airflow.models.dagrun.DagRun] loc=dagrun.py:1315"
+)
+
+
+def _log(*tasks: str, dag: str = "foundation", state: str | None = "success") -> str:
+    lines = [_TASK.format(i=i, task=t) for i, t in enumerate(tasks)]
+    if state is not None:
+        lines.append(_FINISHED.format(dag=dag, state=state))
+    return "\n".join(lines)
+
+
+def test_a_successful_run_counts_each_task_once() -> None:
+    assert succeeded_tasks(_log("land", "dbt.fct_orders_run", "land"), "foundation") == 2
+
+
+def test_a_failed_run_or_a_log_without_an_outcome_is_not_a_success() -> None:
+    assert succeeded_tasks(_log("land", state="failed"), "foundation") is None
+    assert succeeded_tasks(_log("land", state=None), "foundation") is None
+
+
+def test_another_dags_outcome_does_not_count() -> None:
+    assert succeeded_tasks(_log("land", dag="foundation_backfill"), "foundation") is None
