@@ -5,7 +5,6 @@ Checked against ranking every row, on DuckDB, with the SQL dbt renders."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import duckdb
 import pytest

@@ -6,7 +6,8 @@ from pipelines.orchestration import succeeded_tasks
 
 _TASK = "2026-11-27T09:00:3{i}.0Z [info     ] [DAG TEST] end task task_id={task} map_index=-1 [airflow]"
 _FINISHED = (
-    "2026-11-27T09:00:37.7Z [info     ] DagRun Finished: dag_id={dag}, logical_date=2024-12-30 00:00:00+00:00, "
+    "2026-11-27T09:00:37.7Z [info     ] DagRun Finished: dag_id={dag}, "
+    "logical_date=2024-12-30 00:00:00+00:00, "
     "run_id=manual__2026-11-27T08:59:35+00:00, run_duration=62.1, state={state}, run_type=manual, "
     "data_interval_start=2024-12-30 00:00:00+00:00 [airflow.models.dagrun.DagRun] loc=dagrun.py:1315"
 )
