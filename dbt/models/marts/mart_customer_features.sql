@@ -34,21 +34,6 @@ orders as (
 
 ),
 
-order_lines as (
-
-    select order_lines.*
-    from {{ ref('stg_shop__order_lines') }} as order_lines
-    cross join as_of
-    where order_lines.order_date <= as_of.as_of_date
-
-),
-
-prices as (
-
-    select * from {{ ref('fct_prices_daily') }}
-
-),
-
 returns as (
 
     select returns.*
@@ -84,26 +69,13 @@ order_summary as (
         count(*) as frequency,
         sum(orders.order_value) as monetary,
         sum(orders.units) as units,
+        cast(sum(orders.promo_units) as double precision) / nullif(sum(orders.units), 0) as promo_unit_share,
         sum(case when orders.order_date > as_of.as_of_date - 90 then 1 else 0 end) as orders_last_90d,
         cast(sum(case when orders.channel = 'app' then 1 else 0 end) as double precision) / count(*)
             as app_order_share
     from orders
     cross join as_of
     group by orders.customer_id
-
-),
-
-promo_summary as (
-
-    select
-        order_lines.customer_id,
-        cast(sum(case when prices.is_promo then order_lines.quantity else 0 end) as double precision)
-            / nullif(sum(order_lines.quantity), 0) as promo_unit_share
-    from order_lines
-    left join prices
-        on order_lines.order_date = prices.date
-        and order_lines.sku_id = prices.sku_id
-    group by order_lines.customer_id
 
 ),
 
@@ -190,7 +162,7 @@ final as (
             as return_rate,
         coalesce(ticket_summary.tickets, 0) as tickets,
         coalesce(ticket_summary.open_tickets, 0) as open_tickets,
-        promo_summary.promo_unit_share,
+        rfm.promo_unit_share,
         rfm.app_order_share,
         1 - rfm.app_order_share as web_order_share,
         coalesce(browsing_summary.views, 0) as views,
@@ -204,8 +176,6 @@ final as (
         on customers.customer_id = return_summary.customer_id
     left join ticket_summary
         on customers.customer_id = ticket_summary.customer_id
-    left join promo_summary
-        on customers.customer_id = promo_summary.customer_id
     left join browsing_summary
         on customers.customer_id = browsing_summary.customer_id
 
