@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INCREMENTAL_INTERMEDIATE = (
     "int_lost_sales_estimated",
     "int_shelf_prices_forward_filled",
-    "int_competitor_prices_forward_filled",
+    "int_competitor_prices_summarized",
 )
 
 

@@ -40,29 +40,16 @@ promotions as (
 
 ),
 
-competitor_prices as (
+competitor_summary as (
 
-    select * from {{ ref('int_competitor_prices_forward_filled') }}
-    where {{ in_window('date', w, 'write') }}
+    -- by the days competitor prices changed; the last change on or before a day holds that day
+    select * from {{ ref('int_competitor_prices_summarized') }}
 
 ),
 
 products as (
 
     select * from {{ ref('dim_products') }}
-
-),
-
-competitor_summary as (
-
-    select
-        date,
-        sku_id,
-        min(competitor_price) as competitor_min_price,
-        avg(competitor_price) as competitor_mean_price,
-        count(competitor_price) as competitor_count
-    from competitor_prices
-    group by date, sku_id
 
 ),
 
@@ -91,9 +78,7 @@ priced as (
     left join promotions
         on spine.date = promotions.date
         and spine.sku_id = promotions.sku_id
-    left join competitor_summary
-        on spine.date = competitor_summary.date
-        and spine.sku_id = competitor_summary.sku_id
+    {{ asof_left_join('competitor_summary', 'competitor_summary', 'spine', ['sku_id'], 'date', 'changed_on') }}
     left join products
         on spine.sku_id = products.sku_id
 
