@@ -8,7 +8,8 @@ One module-scoped warehouse goes through a realistic life, each step a ``dbt bui
    point, both re-landed with new values) -> incremental build; the marts are snapshotted;
 4. the same batch D is landed again (a retried daily run) -> build; nothing may change;
 5. ``--vars '{reprocess_from: D-40}'`` (a backfill) rebuilds 40 days; nothing may change;
-6. ``dbt build --full-refresh`` -> must equal the snapshot of step 3.
+6. ``dbt build --full-refresh`` -> must equal the snapshot of step 3;
+7. mart_demand_features rebuilt in SKU ranges (``chunk_rows``) -> must equal step 6.
 """
 
 from __future__ import annotations
@@ -151,6 +152,18 @@ def life(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     snapshot("after_reprocess")
 
     _build(life, "full_refresh", "--full-refresh")
+    snapshot("after_full_refresh")
+
+    # mart_demand_features again, in SKU ranges of at most 5,000 SKU-days (as the large tier is built)
+    _build(
+        life,
+        "in_sku_ranges",
+        "--full-refresh",
+        "--select",
+        "mart_demand_features",
+        command="run",
+        chunk_rows="5000",
+    )
     yield life
 
 
@@ -209,6 +222,13 @@ def test_incremental_runs_equal_a_full_refresh(life: WarehouseLife) -> None:
         }
         assert _counts(con) == life.counts["after_last_day"]
     assert differences == dict.fromkeys(differences, 0)
+
+
+def test_a_build_in_sku_ranges_equals_one_in_a_piece(life: WarehouseLife) -> None:
+    assert "SKU-days in 5 SKU ranges" in life.outputs["in_sku_ranges"]
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        table = "mart_demand_features"
+        assert count_differences(con, ("after_full_refresh", table), ("build_marts", table)) == 0
 
 
 def test_rerunning_the_same_day_changes_nothing(life: WarehouseLife) -> None:
