@@ -16,12 +16,6 @@
     passes as it is. Same rows as ranking everything, with one caveat: two rows of one batch whose
     keys differ as landed but match after cleaning (' Web' and 'web'; channel, competitor, region,
     category_l2) would both pass, and the staging grain tests would then fail the build.
-
-    Any batch may serve as the base: the rows come out the same, only the number ranked changes, and
-    an empty base (a table too small for the sample) ranks every row. So on DuckDB the base is the
-    largest batch of a 1% block sample (`sample_blocks`): counting every row by batch cost about
-    1.1 s per read of the large tier's daily_sales, paid by each model and data test reading the
-    view; the sample costs about 0.15 s.
 -#}
 {% macro dedupe_latest_batch(relation, key_columns) %}
     {%- set batch = ['_batch_date', '_batch_id', '_loaded_at'] -%}
@@ -31,9 +25,9 @@
 
     base_batch as (
 
-        -- the batch holding the most rows (of a sample, where the adapter can sample)
+        -- the batch holding the most rows
         select {{ batch | join(', ') }}
-        from {{ relation }} {{ sample_blocks(1) }}
+        from {{ relation }}
         group by {{ batch | join(', ') }}
         order by count(*) desc, {{ batch | join(' desc, ') }} desc
         limit 1
@@ -45,12 +39,10 @@
         -- every key some other batch carries: only these can repeat
         select distinct {{ key_columns | join(', ') }}
         from {{ relation }} as src
-        where not exists (
-            select 1
-            from base_batch
-            where
+        cross join base_batch
+        where not (
             {%- for c in batch %}
-                src.{{ c }} = base_batch.{{ c }}{% if not loop.last %} and{% endif %}
+            src.{{ c }} = base_batch.{{ c }}{% if not loop.last %} and{% endif %}
             {%- endfor %}
         )
 

@@ -213,20 +213,3 @@
 {% macro round_to(expression, digits=2) -%}
     cast(round(cast({{ expression }} as numeric(38, 8)), {{ digits }}) as double precision)
 {%- endmacro %}
-
-
-{#-
-    A repeatable sample of about `percent` % of a relation's storage blocks, as a FROM-clause suffix;
-    nothing where the adapter cannot sample the relation (Postgres samples tables only, not CTEs).
-    Only for choices that any sample leaves correct (dedupe_latest_batch's base batch).
--#}
-{% macro sample_blocks(percent) %}
-    {{ return(adapter.dispatch('sample_blocks', 'ecom')(percent)) }}
-{% endmacro %}
-
-{% macro duckdb__sample_blocks(percent) -%}
-    tablesample {{ percent }}% (system, 42)
-{%- endmacro %}
-
-{% macro default__sample_blocks(percent) -%}
-{%- endmacro %}
