@@ -527,9 +527,17 @@ def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tup
 
 
 def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr]) -> str | None:
+    keys = lf.select(*[e.alias(k) for k, e in key.items()])
+    # As many distinct 64-bit key hashes as rows proves every key distinct, and counting hashes is
+    # a quarter of the cost of grouping by the key columns (5 s against 18 s for the large tier's
+    # 135 M daily_sales rows; 8 bytes a row in memory). Only a repeated hash, a duplicate or a
+    # rare collision, pays for the exact search below.
+    hashes = keys.select(pl.struct(list(key)).hash().alias("h")).collect()
+    if hashes["h"].n_unique() == hashes.height:
+        return None
+    del hashes
     found = (
-        lf.select(*[e.alias(k) for k, e in key.items()])
-        .group_by(list(key))
+        keys.group_by(list(key))
         .agg(pl.len().alias(_ROW))
         .filter(pl.col(_ROW) > 1)
         # Sorted so that the example is the same on every run.
@@ -651,13 +659,19 @@ def _write_table(f: _SourceFile, out_dir: Path) -> None:
     table = f.known_table
     lf = _scan(f)
     schema = lf.collect_schema()
+    target = out_dir / f"{table.name}.parquet"
+    if f.format == "parquet" and list(schema.items()) == list(table.schema.items()):
+        # Already the contract's columns, order and types: rewriting it would change nothing but
+        # cost 20 s on the large tier.
+        shutil.copyfile(f.path, target)
+        return
     columns = []
     for name, dtype in table.schema.items():
         expr = _cast_expr(name, schema[name], dtype)
         if expr is None:  # the checks rule this out; fail loudly rather than write a wrong schema
             raise AssertionError(f"{f.name}: column {name} cannot be cast to {dtype}")
         columns.append(expr.cast(dtype).alias(name))
-    lf.select(columns).sink_parquet(out_dir / f"{table.name}.parquet", engine="streaming")
+    lf.select(columns).sink_parquet(target, engine="streaming")
 
 
 def _publish(staging: Path, final: Path) -> None:

@@ -133,6 +133,15 @@ def test_parquet_types_that_cast_cleanly_are_accepted(settings, write_batch, fra
     assert landed.equals(frames["daily_sales"])
 
 
+def test_parquet_already_in_the_contract_is_landed_as_it_is(settings, write_batch, frames):
+    batch = write_batch(daily_sales=(frames["daily_sales"], "parquet"))
+
+    land_batch(str(batch), settings, DAY)
+
+    landed = settings.raw_dir / "dt=2024-01-02" / "daily_sales.parquet"
+    assert landed.read_bytes() == (batch / "daily_sales.parquet").read_bytes()
+
+
 def test_csv_booleans_accept_words_and_digits(settings, write_batch, frames):
     batch = write_batch(daily_sales="csv")
     text = (batch / "daily_sales.csv").read_text().splitlines()
