@@ -293,18 +293,19 @@ def publish_marts(
     return list(tables)
 
 
-def _publish_table(con: Any, name: str, columns: list[str], published: dict[str, list[str]]) -> str:
+def _publish_table(con: Any, name: str, columns: dict[str, str], published: dict[str, dict[str, str]]) -> str:
     """Bring ``marts.<name>`` level with ``build_marts.<name>``; returns what was done, for progress.
 
     Copying every mart each day cost the medium tier 31 s and grows with history. dbt stamps every
     row an incremental mart writes with the run's start time (``_written_at``), so the rows written
     since the last publish are those stamped later than anything published: only the business
-    dates they cover are replaced. A new or changed table, or one without dates or stamps, is copied
-    whole; so is any table whose row count would not agree afterwards.
+    dates they cover are replaced. A new or changed table (its columns or their types), or one without
+    dates or stamps, is copied whole; so is any table whose row count would not agree afterwards.
     """
     build, target = f"{BUILD_SCHEMA}.{quote(name)}", f"{PUBLISH_SCHEMA}.{quote(name)}"
     date_column = next((c for c in _DATE_COLUMNS if c in columns), None)
-    if published.get(name) == columns and date_column and _WRITTEN_AT in columns:
+    same_columns = list(published.get(name, {}).items()) == list(columns.items())
+    if same_columns and date_column and _WRITTEN_AT in columns:
         mark = con.execute(f"select max({_WRITTEN_AT}) from {target}").fetchone()[0]
         if mark is not None:
             day = quote(date_column)
@@ -324,16 +325,16 @@ def _publish_table(con: Any, name: str, columns: list[str], published: dict[str,
     return "copied whole"
 
 
-def _relations(con: Any, schema: str) -> dict[str, list[str]]:
-    """Tables and views of ``schema`` with their columns, in column order."""
+def _relations(con: Any, schema: str) -> dict[str, dict[str, str]]:
+    """Tables and views of ``schema`` with their columns and types, in column order."""
     rows = con.execute(
-        "select table_name, column_name from information_schema.columns "
+        "select table_name, column_name, data_type from information_schema.columns "
         "where table_catalog = current_database() and table_schema = ? order by table_name, ordinal_position",
         [schema],
     ).fetchall()
-    out: dict[str, list[str]] = {}
-    for table, column in rows:
-        out.setdefault(table, []).append(column)
+    out: dict[str, dict[str, str]] = {}
+    for table, column, data_type in rows:
+        out.setdefault(table, {})[column] = data_type
     return out
 
 

@@ -176,8 +176,14 @@ def test_full_build_passes_and_every_mart_has_rows(life: WarehouseLife) -> None:
     with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
         counts = _counts(con)
         schemas = {r[0] for r in con.execute("select table_schema from information_schema.tables").fetchall()}
+        hugeint = con.execute(
+            "select table_name, column_name from information_schema.columns "
+            "where data_type = 'HUGEINT' and table_schema like 'build_%'"
+        ).fetchall()
     assert all(n > 0 for n in counts.values()), counts
     assert {"build_staging", "build_intermediate", "build_marts"} <= schemas
+    # DuckDB sums integers to HUGEINT; the models cast their sums to bigint (dbt/README.md).
+    assert hugeint == []
 
 
 def test_daily_run_writes_only_the_new_day(life: WarehouseLife) -> None:

@@ -287,3 +287,19 @@ def test_publishing_copies_only_the_dates_written_since_the_last_publish(setting
     publish_marts(settings)
     mart = "mart_demand_features"
     assert _snapshot(settings)[mart] == _snapshot(settings, "build_marts")[mart]
+    # A column whose type changed (a model now casting a sum to bigint) is copied whole, type included.
+    _alter(
+        settings,
+        "alter table build_marts.mart_demand_features alter units type bigint",
+        "update build_marts.mart_demand_features set _written_at = timestamp '2025-01-03 01:00:00' "
+        "where date = date '2025-01-01'",
+    )
+    messages.clear()
+    publish_marts(settings, progress=messages.append)
+    assert "publishing marts.mart_demand_features: copied whole" in messages
+    types = _query(
+        settings,
+        "select data_type from information_schema.columns where table_schema = 'marts' "
+        "and table_name = 'mart_demand_features' and column_name = 'units'",
+    )
+    assert types == [("BIGINT",)]

@@ -11,12 +11,12 @@ final as (
     select
         event_date as date,
         sku_id,
-        sum(case when event_type = 'view' then 1 else 0 end) as views,
-        sum(case when event_type = 'add_to_cart' then 1 else 0 end) as add_to_carts,
-        sum(case when event_type = 'view' and channel = 'app' then 1 else 0 end) as views_app,
-        sum(case when event_type = 'view' and channel = 'web' then 1 else 0 end) as views_web,
-        sum(case when event_type = 'add_to_cart' and channel = 'app' then 1 else 0 end) as add_to_carts_app,
-        sum(case when event_type = 'add_to_cart' and channel = 'web' then 1 else 0 end) as add_to_carts_web
+        cast(sum(case when event_type = 'view' then 1 else 0 end) as bigint) as views,
+        cast(sum(case when event_type = 'add_to_cart' then 1 else 0 end) as bigint) as add_to_carts,
+        cast(sum(case when event_type = 'view' and channel = 'app' then 1 else 0 end) as bigint) as views_app,
+        cast(sum(case when event_type = 'view' and channel = 'web' then 1 else 0 end) as bigint) as views_web,
+        cast(sum(case when event_type = 'add_to_cart' and channel = 'app' then 1 else 0 end) as bigint) as add_to_carts_app,
+        cast(sum(case when event_type = 'add_to_cart' and channel = 'web' then 1 else 0 end) as bigint) as add_to_carts_web
     from browsing_events
     group by event_date, sku_id
 

@@ -30,9 +30,9 @@ sku_days as (
     select
         date,
         sku_id,
-        sum(units) as units,
-        sum(case when channel = 'app' then units else 0 end) as units_app,
-        sum(case when channel = 'web' then units else 0 end) as units_web,
+        cast(sum(units) as bigint) as units,
+        cast(sum(case when channel = 'app' then units else 0 end) as bigint) as units_app,
+        cast(sum(case when channel = 'web' then units else 0 end) as bigint) as units_web,
         sum(revenue) as revenue,
         -- stock is shared by the channels: out of stock on any channel means out of stock
         max(case when stockout then 1 else 0 end) = 1 as stockout,

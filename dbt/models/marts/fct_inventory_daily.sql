@@ -43,7 +43,7 @@ units_sold as (
     select
         date,
         sku_id,
-        sum(units) as units_sold
+        cast(sum(units) as bigint) as units_sold
     from sales
     group by date, sku_id
 

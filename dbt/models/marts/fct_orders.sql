@@ -56,12 +56,12 @@ final as (
         min(customer_id) as customer_id,
         min(channel) as channel,
         count(*) as lines,
-        sum(quantity) as units,
+        cast(sum(quantity) as bigint) as units,
         -- units bought while the SKU was on promotion: customer features read them from here, not
         -- by joining every order line of the history to the daily prices each day
-        sum(case when is_promo then quantity else 0 end) as promo_units,
+        cast(sum(case when is_promo then quantity else 0 end) as bigint) as promo_units,
         {{ round_to('sum(line_value)') }} as order_value,
-        sum(case when unit_price is null then 1 else 0 end) as lines_missing_price,
+        cast(sum(case when unit_price is null then 1 else 0 end) as bigint) as lines_missing_price,
         {{ audit_columns(w) }}
     from lines
     group by order_id

@@ -70,7 +70,7 @@ order_summary as (
         sum(orders.order_value) as monetary,
         sum(orders.units) as units,
         cast(sum(orders.promo_units) as double precision) / nullif(sum(orders.units), 0) as promo_unit_share,
-        sum(case when orders.order_date > as_of.as_of_date - 90 then 1 else 0 end) as orders_last_90d,
+        cast(sum(case when orders.order_date > as_of.as_of_date - 90 then 1 else 0 end) as bigint) as orders_last_90d,
         cast(sum(case when orders.channel = 'app' then 1 else 0 end) as double precision) / count(*)
             as app_order_share
     from orders
@@ -84,7 +84,7 @@ return_summary as (
     select
         customer_id,
         count(*) as returns,
-        sum(quantity) as returned_units,
+        cast(sum(quantity) as bigint) as returned_units,
         sum(refund_amount) as refunded_amount
     from returns
     group by customer_id
@@ -96,7 +96,7 @@ ticket_summary as (
     select
         customer_id,
         count(*) as tickets,
-        sum(case when is_open then 1 else 0 end) as open_tickets
+        cast(sum(case when is_open then 1 else 0 end) as bigint) as open_tickets
     from tickets
     group by customer_id
 
@@ -106,10 +106,11 @@ browsing_summary as (
 
     select
         browsing.customer_id,
-        sum(case when browsing.event_type = 'view' then 1 else 0 end) as views,
-        sum(case when browsing.event_type = 'add_to_cart' then 1 else 0 end) as add_to_carts,
-        sum(case when browsing.event_type = 'view' and browsing.event_date > as_of.as_of_date - 30 then 1 else 0 end)
-            as views_last_30d
+        cast(sum(case when browsing.event_type = 'view' then 1 else 0 end) as bigint) as views,
+        cast(sum(case when browsing.event_type = 'add_to_cart' then 1 else 0 end) as bigint) as add_to_carts,
+        cast(sum(
+            case when browsing.event_type = 'view' and browsing.event_date > as_of.as_of_date - 30 then 1 else 0 end
+        ) as bigint) as views_last_30d
     from browsing
     cross join as_of
     group by browsing.customer_id

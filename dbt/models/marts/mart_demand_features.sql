@@ -61,8 +61,8 @@ inventory as (
     select
         date,
         sku_id,
-        sum(on_hand_units) as on_hand_units,
-        sum(on_order_units) as on_order_units,
+        cast(sum(on_hand_units) as bigint) as on_hand_units,
+        cast(sum(on_order_units) as bigint) as on_order_units,
         min(days_of_cover) as days_of_cover
     from {{ ref('fct_inventory_daily') }}
     where {{ in_window('date', w, 'write') }} and {{ in_sku_range('sku_id', sku_range) }}
@@ -126,9 +126,9 @@ history as (
             by_sku rows between {{ k }} preceding and 1 preceding
         ) as units_rolling_mean_{{ k }},
         {%- endfor %}
-        sum(case when sku_sales.stockout then 1 else 0 end) over (
+        cast(sum(case when sku_sales.stockout then 1 else 0 end) over (
             by_sku rows between 7 preceding and 1 preceding
-        ) as stockout_days_last_7
+        ) as bigint) as stockout_days_last_7
     from spine
     left join sku_sales
         on spine.date = sku_sales.date

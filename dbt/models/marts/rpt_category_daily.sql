@@ -43,7 +43,7 @@ sales_by_category as (
         sku_days.date,
         products.category_l1,
         sum(sku_days.revenue) as gmv,
-        sum(sku_days.units) as units,
+        cast(sum(sku_days.units) as bigint) as units,
         count(*) as active_skus,
         sum(case when sku_days.stockout then 1 else 0 end) as stockout_skus,
         sum(sku_days.lost_units) as lost_units

@@ -53,7 +53,7 @@ sales_by_day as (
     select
         date,
         sum(revenue) as gmv,
-        sum(units) as units,
+        cast(sum(units) as bigint) as units,
         count(*) as active_skus,
         sum(case when stockout then 1 else 0 end) as stockout_skus,
         sum(lost_units) as lost_units
