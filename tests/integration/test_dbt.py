@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INCREMENTAL_INTERMEDIATE = (
     "int_lost_sales_estimated",
     "int_shelf_prices_forward_filled",
+    "int_promotions_exploded",
     "int_competitor_prices_summarized",
 )
 

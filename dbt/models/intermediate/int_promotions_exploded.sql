@@ -1,8 +1,30 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['date', 'sku_id'],
+        on_schema_change='fail',
+    )
+}}
+
+{#-
+    A table, not a view: fct_prices_daily and each of this model's three data tests re-ran the as-of
+    join over the whole SKU x day grid (7 s per test on the large tier). A new promotion rewrites its
+    SKU-days from its start (open-ended window: its end date may lie in any later batch's days).
+-#}
+{%- set w = incremental_window(
+    sources=[
+        {'relation': source('raw', 'promotions'), 'date_column': 'start_date', 'open_ended': true},
+        {'relation': source('raw', 'daily_sales'), 'date_column': 'date'},
+    ],
+) -%}
+
 with
 
 spine as (
 
     select * from {{ ref('int_sku_days_spined') }}
+    where {{ in_window('date', w, 'write') }}
 
 ),
 
@@ -37,7 +59,8 @@ final as (
         promo_type,
         discount_pct,
         date - start_date + 1 as promo_day_number,
-        end_date - start_date + 1 as promo_length_days
+        end_date - start_date + 1 as promo_length_days,
+        {{ audit_columns(w) }}
     from latest_started
     where date <= end_date
 
