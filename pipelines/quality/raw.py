@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -394,12 +395,16 @@ def _validate_table(run: _Run, table: Table) -> None:
     slices = row_slices(rows, run.params.max_rows_per_chunk)
     run.say(f"validating {table.name} ({rows:,} rows{f', {len(slices)} slices' if len(slices) > 1 else ''})")
     parameters = run.params.suite_parameters(run.batch_date)
-    for offset, length in slices:
+    frames = (
+        (offset, length, frame, to_gx_frame(frame))
+        for offset, length in slices
+        for frame in [_with_references(run, suite, lf.slice(offset, length).collect())]
+    )
+    for offset, length, frame, gx_frame in read_ahead(frames):
         label = "" if len(slices) == 1 else f"rows_{offset + 1}-{offset + length}"
-        frame = _with_references(run, suite, lf.slice(offset, length).collect())
         outcomes = run.runner.run(
             suite,
-            to_gx_frame(frame),
+            gx_frame,
             parameters,
             run_name=f"{run.run_id}_{label}" if label else run.run_id,
             chunk=label,
@@ -408,6 +413,24 @@ def _validate_table(run: _Run, table: Table) -> None:
             if not o.success and o.severity is Severity.QUARANTINE and o.rows and o.error is None:
                 _stash_rejected(run, table, o, frame)
         run.outcomes += outcomes
+
+
+_DONE = object()
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterable[T]) -> Iterator[T]:
+    """The items of ``items`` in order, each next one produced in a thread while the caller uses this one.
+
+    GX's pandas checks keep one core busy; reading the next slice and converting it for GX (polars
+    and Arrow, which release the GIL) use the other meanwhile. Nothing else touches ``items``.
+    """
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, source, _DONE)
+        while (item := pending.result()) is not _DONE:
+            pending = pool.submit(next, source, _DONE)
+            yield item
 
 
 def _with_references(run: _Run, suite: SuiteSpec, frame: pl.DataFrame) -> pl.DataFrame:
@@ -510,10 +533,15 @@ def _batch_checks(run: _Run, order: list[str]) -> None:
     parameters = run.params.suite_parameters(run.batch_date)
 
     def check(name: str, frame: pl.DataFrame, chunk: str = "") -> None:
+        check_gx(name, gx_frame(frame), chunk)
+
+    def gx_frame(frame: pl.DataFrame) -> Any:
+        return to_gx_frame(frame.with_row_index(ROW, offset=1))
+
+    def check_gx(name: str, frame: Any, chunk: str = "") -> None:
         suite = read_suite("raw_batch", name)
-        frame = frame.with_row_index(ROW, offset=1)
         run_name = f"{run.run_id}_{chunk}" if chunk else run.run_id
-        run.outcomes += run.runner.run(suite, to_gx_frame(frame), parameters, run_name, chunk=chunk)
+        run.outcomes += run.runner.run(suite, frame, parameters, run_name, chunk=chunk)
 
     run.say("checking the batch: timeliness, daily_sales grid, reconciliation, quarantine rate")
     check("timeliness", _timeliness_frame(run, order))
@@ -522,8 +550,8 @@ def _batch_checks(run: _Run, order: list[str]) -> None:
         if grid is not None:
             check("daily_sales_grid", grid)
     if "daily_sales" in order and "order_lines" in order:
-        for chunk, frame in _reconciliation_frames(run):
-            check("sales_reconciliation", frame, chunk)
+        for chunk, frame in read_ahead((c, gx_frame(f)) for c, f in _reconciliation_frames(run)):
+            check_gx("sales_reconciliation", frame, chunk)
     elif "daily_sales" in order or "order_lines" in order:
         run.notes.append(
             "sales_reconciliation skipped: the batch does not hold both daily_sales and order_lines"

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.quality.engine import GateFailure, Outcome, QualityGateError, classify, combine, jsonable
-from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks, row_slices
+from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks, read_ahead, row_slices
 from pipelines.quality.suites import Dimension, Rule, Severity
 
 
@@ -187,3 +187,15 @@ def test_keys_of_quarantined_rows_leave_the_reconciliation_and_null_parts_match_
     kept = exclude_keys(frame, bad, key).collect().sort(key)
     assert kept.rows() == [(d1, 1, "app"), (d1, 3, "web"), (d2, 1, "app")]
     assert exclude_keys(frame, bad.clear(), key).collect().height == 6
+
+
+def test_read_ahead_yields_every_item_in_order_and_passes_errors_on() -> None:
+    assert list(read_ahead(i * i for i in range(5))) == [0, 1, 4, 9, 16]
+    assert list(read_ahead([])) == []
+
+    def failing():
+        yield 1
+        raise ValueError("bad slice")
+
+    with pytest.raises(ValueError, match="bad slice"):
+        list(read_ahead(failing()))
