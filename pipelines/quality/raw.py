@@ -86,7 +86,8 @@ class RawQualityParams:
             SKU x channel grid blocks the partition.
         max_days_behind: A daily-grain table whose latest date is more days before the batch date
             is stale (warn).
-        max_rows_per_chunk: Tables larger than this are validated in slices of whole business days.
+        max_rows_per_chunk: Tables larger than this are validated in slices of this many consecutive
+            rows; the sales reconciliation goes in SKU ranges of about this many rows.
         channels: The sales channels (value set for every channel column).
     """
 
