@@ -396,12 +396,12 @@ def _validate_table(run: _Run, table: Table) -> None:
     slices = row_slices(rows, run.params.max_rows_per_chunk)
     run.say(f"validating {table.name} ({rows:,} rows{f', {len(slices)} slices' if len(slices) > 1 else ''})")
     parameters = run.params.suite_parameters(run.batch_date)
-    frames = (
-        (offset, length, frame, to_gx_frame(frame))
-        for offset, length in slices
-        for frame in [_with_references(run, suite, lf.slice(offset, length).collect())]
-    )
-    for offset, length, frame, gx_frame in read_ahead(frames):
+
+    def prepared(offset: int, length: int) -> tuple[int, int, pl.DataFrame, Any]:
+        frame = _with_references(run, suite, lf.slice(offset, length).collect())
+        return offset, length, frame, to_gx_frame(frame)
+
+    for offset, length, frame, gx_frame in read_ahead(prepared(o, n) for o, n in slices):
         label = "" if len(slices) == 1 else f"rows_{offset + 1}-{offset + length}"
         outcomes = run.runner.run(
             suite,
