@@ -5,9 +5,9 @@ One run per day (the data interval). It lands that day's batch from `land.source
 `s3://` prefix; `{date}` in it is replaced by the run's date), loads it into the warehouse's `raw`
 schema through the Great Expectations gates (failing rows go to `quarantine.rejected_rows`), builds
 the dbt project into the `build_*` schemas (the staging views in one dbt invocation, then every
-other model as a Cosmos task group), audits the marts, and only then publishes them to the `marts`
-schema in one transaction and renders the BI report. A failed gate stops the run and leaves the
-published marts exactly as they were.
+other model as a Cosmos task group: one `dbt build`, and a task per model reporting it), audits the
+marts, and only then publishes them to the `marts` schema in one transaction and renders the BI
+report. A failed gate stops the run and leaves the published marts exactly as they were.
 
 Every task is idempotent for its date: rerunning a date gives the same rows. Backfill any date
 range with `airflow backfill create --dag-id foundation --from-date ... --to-date ...`.
@@ -20,9 +20,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from airflow.sdk import dag, task
+from airflow.sdk import TriggerRule, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
 from pipelines.foundation import STAGING_MODELS
@@ -76,7 +76,7 @@ def foundation() -> None:
             profile_name="ecom", target_name="duckdb", profiles_yml_filepath=DBT_DIR / "profiles.yml"
         ),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
+            execution_mode=ExecutionMode.WATCHER,
             invocation_mode=InvocationMode.DBT_RUNNER,
         ),
         render_config=RenderConfig(
@@ -121,6 +121,17 @@ def foundation() -> None:
     audit = validate_marts()
     land() >> validate_raw() >> dbt_staging() >> dbt >> audit
     publish(audit) >> report()
+
+    # Inside a task group Cosmos puts the producer (one `dbt build` of every model) beside the
+    # models' sensors, not before them; a sensor that starts first waits for a producer that has
+    # not run (for ever under `dags test`, which runs one task at a time). So the producer goes
+    # first. The sensors it now feeds must still run when it is skipped, which Cosmos does on any
+    # retry or clear of it: they then build their model themselves.
+    producer = dbt.children[f"{dbt.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    for root in dbt.roots:
+        if root is not producer:
+            producer >> root
+            root.trigger_rule = TriggerRule.NONE_FAILED
 
 
 foundation_dag = foundation()

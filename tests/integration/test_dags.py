@@ -26,7 +26,10 @@ bag = DagBag(dag_folder=sys.argv[1])
 print(json.dumps({
     "errors": {k: str(v)[:2000] for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"file": d.fileloc, "tags": sorted(d.tags), "doc": bool(d.doc_md),
-                         "retries": [t.retries for t in d.tasks], "catchup": d.catchup}
+                         "retries": [t.retries for t in d.tasks], "catchup": d.catchup,
+                         "tasks": {t.task_id: {"upstream": sorted(t.upstream_task_ids),
+                                               "trigger_rule": str(getattr(t.trigger_rule, "value", ""))}
+                                   for t in d.tasks}}
              for d in bag.dags.values()},
 }))
 """
@@ -137,6 +140,31 @@ def test_airflow_components_find_the_venv_airflow_on_path(
     env = airflow_env(load_settings({"ECOM_HOME": str(tmp_path)}))
     found = shutil.which("airflow", path=env["PATH"])
     assert found is not None and Path(found).parent == Path(sys.executable).parent
+
+
+def test_the_dbt_producer_runs_before_every_model_sensor_which_falls_back_when_it_is_skipped(
+    dagbag: dict,
+) -> None:
+    """Cosmos' watcher mode: one `dbt build` (the producer) and a sensor per model. A sensor that
+    started before the producer would wait for ever under `dags test`; one behind a skipped producer
+    (Cosmos skips it on a retry or clear) must still run, to build its model itself."""
+    tasks = dagbag["dags"]["foundation"]["tasks"]
+    producer = "dbt.dbt_producer_watcher"
+    assert tasks[producer]["upstream"] == ["dbt_staging"]
+    sensors = {
+        t: v
+        for t, v in tasks.items()
+        if t.startswith("dbt.") and t not in (producer, f"{producer}_done", "dbt.dbt_test")
+    }
+    assert len(sensors) > 10
+    first = {
+        t for t, v in sensors.items() if [u for u in v["upstream"] if u.startswith("dbt.")] == [producer]
+    }
+    assert first, "no sensor follows the producer directly"
+    for t, v in sensors.items():
+        assert any(u.startswith("dbt.") for u in v["upstream"]), f"{t} can start before the producer"
+        if t in first:
+            assert v["trigger_rule"] == "none_failed" and "dbt_staging" in v["upstream"], (t, v)
 
 
 def test_the_staging_task_and_the_cosmos_test_task_together_run_every_dbt_test(tmp_path: Path) -> None:
