@@ -293,3 +293,28 @@ def test_tests_of_a_daily_run_check_only_its_batch_dates(life: WarehouseLife) ->
     ]
     assert sales and all(scope in sql for sql in sales)
     assert dims and not any("dbt_subquery" in sql for sql in dims)
+
+
+def test_a_staging_view_whose_base_batch_was_relanded_returns_the_same_rows(
+    life: WarehouseLife, tmp_path: Path
+) -> None:
+    # The views carry their base batch as constants (macros/dedupe_latest_batch.sql). Any batch is
+    # a correct base, one that no longer exists included: its keys are then all ranked.
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(warehouse_path(life.home).read_bytes())
+    rows = "select * exclude (_batch_id, _loaded_at) from build_staging.stg_shop__daily_sales order by all"
+    with duckdb.connect(str(copy)) as con:
+        view_sql = con.execute(
+            "select sql from duckdb_views() where view_name = 'stg_shop__daily_sales'"
+        ).fetchone()[0]
+        before = con.execute(rows).fetchall()
+        base = con.execute(
+            "select _batch_date from raw.daily_sales group by all order by count(*) desc limit 1"
+        ).fetchone()[0]
+        con.execute(
+            "update raw.daily_sales set _loaded_at = _loaded_at + interval 1 second where _batch_date = ?",
+            [base],
+        )
+        after = con.execute(rows).fetchall()
+    assert f"'{base}'" in view_sql and "base_batch" not in view_sql
+    assert before and after == before

@@ -25,7 +25,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['event_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['event_id'], source('raw', 'browsing_events')) }}
 
 ),
 

@@ -23,7 +23,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['sku_id', 'competitor', 'effective_date']) }}
+    {{ dedupe_latest_batch('cleaned', ['sku_id', 'competitor', 'effective_date'], source('raw', 'competitor_prices')) }}
 
 ),
 

@@ -25,7 +25,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['customer_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['customer_id'], source('raw', 'customers')) }}
 
 ),
 

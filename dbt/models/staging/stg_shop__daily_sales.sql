@@ -26,7 +26,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['date', 'sku_id', 'channel']) }}
+    {{ dedupe_latest_batch('cleaned', ['date', 'sku_id', 'channel'], source('raw', 'daily_sales')) }}
 
 ),
 

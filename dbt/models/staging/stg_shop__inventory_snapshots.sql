@@ -24,7 +24,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['date', 'sku_id', 'warehouse_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['date', 'sku_id', 'warehouse_id'], source('raw', 'inventory_snapshots')) }}
 
 ),
 

@@ -26,7 +26,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['order_id', 'sku_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['order_id', 'sku_id'], source('raw', 'order_lines')) }}
 
 ),
 

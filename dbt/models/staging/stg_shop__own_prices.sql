@@ -22,7 +22,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['sku_id', 'effective_date']) }}
+    {{ dedupe_latest_batch('cleaned', ['sku_id', 'effective_date'], source('raw', 'own_prices')) }}
 
 ),
 

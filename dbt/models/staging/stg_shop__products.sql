@@ -28,7 +28,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['sku_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['sku_id'], source('raw', 'products')) }}
 
 ),
 

@@ -25,7 +25,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['promo_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['promo_id'], source('raw', 'promotions')) }}
 
 ),
 

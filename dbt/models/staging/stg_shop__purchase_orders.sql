@@ -28,7 +28,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['po_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['po_id'], source('raw', 'purchase_orders')) }}
 
 ),
 

@@ -27,7 +27,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['return_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['return_id'], source('raw', 'returns')) }}
 
 ),
 

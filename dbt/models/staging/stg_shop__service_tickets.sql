@@ -26,7 +26,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['ticket_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['ticket_id'], source('raw', 'service_tickets')) }}
 
 ),
 

@@ -25,7 +25,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['date', 'category_l2']) }}
+    {{ dedupe_latest_batch('cleaned', ['date', 'category_l2'], source('raw', 'social_trends')) }}
 
 ),
 

@@ -23,7 +23,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['warehouse_id']) }}
+    {{ dedupe_latest_batch('cleaned', ['warehouse_id'], source('raw', 'warehouses')) }}
 
 ),
 

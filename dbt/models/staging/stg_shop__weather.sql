@@ -27,7 +27,7 @@ cleaned as not materialized (
 
 deduplicated as (
 
-    {{ dedupe_latest_batch('cleaned', ['date', 'region']) }}
+    {{ dedupe_latest_batch('cleaned', ['date', 'region'], source('raw', 'weather')) }}
 
 ),
 
