@@ -269,29 +269,41 @@ def test_source_freshness(life: WarehouseLife) -> None:
 
 
 def test_tests_of_a_daily_run_check_only_its_batch_dates(life: WarehouseLife) -> None:
-    # The last step (full refresh) ran with run_date = D, whose batch starts at its earliest
-    # business date (the back-dated corrections): dated models are tested from there on,
-    # dimensions in full. The earliest date is taken over every dated contract table.
+    # The last step (full refresh) ran with run_date = D, whose batch holds back-dated corrections:
+    # a dated model is tested from the earliest date the batch holds in the raw tables its dates
+    # come from (macros/batch_scoped_tests.sql), dimensions in full. fct_sales_daily comes from
+    # daily_sales and inventory_snapshots, so the older own_prices correction does not widen it.
     from pipelines.data.contract import TABLES
 
-    dated = [
-        f"select min({t.date_column}) as d from raw.{t.name} where _batch_date = $1"
-        for t in TABLES.values()
-        if t.date_column
-    ]
-    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
-        union = " union all ".join(dated)
-        start = con.execute(f"select min(d) from ({union})", [life.last_day]).fetchone()[0]
-    assert start <= life.correction_day
+    def batch_start(tables: list[str]) -> dt.date:
+        dated = [
+            f"select min({TABLES[t].date_column}) as d from raw.{t} where _batch_date = $1" for t in tables
+        ]
+        with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+            return con.execute(
+                f"select min(d) from ({' union all '.join(dated)})", [life.last_day]
+            ).fetchone()[0]
+
+    sales_start = batch_start(["daily_sales", "inventory_snapshots"])
+    prices_start = batch_start(
+        ["competitor_prices", "daily_sales", "inventory_snapshots", "own_prices", "promotions"]
+    )
+    every_start = batch_start([t.name for t in TABLES.values() if t.date_column])
+    assert sales_start == life.correction_day
+    assert every_start <= prices_start <= life.price_correction_day < sales_start
     compiled = {r["unique_id"]: r.get("compiled_code") or "" for r in life.results["full_refresh"]}
-    scope = f"\"date\" >= cast('{start}' as date)"
-    sales = [sql for uid, sql in compiled.items() if uid.startswith("test.") and "fct_sales_daily" in uid]
+
+    def tests_of(model: str) -> list[str]:
+        return [sql for uid, sql in compiled.items() if uid.startswith("test.") and f"_{model}_" in uid]
+
+    for model, start in [("fct_sales_daily", sales_start), ("fct_prices_daily", prices_start)]:
+        scope = f"\"date\" >= cast('{start}' as date)"
+        assert tests_of(model) and all(scope in sql for sql in tests_of(model)), model
     dims = [  # tests on dim_products itself (relationships tests naming it belong to their child)
         sql
         for uid, sql in compiled.items()
         if uid.startswith("test.") and "dim_products" in uid and "relationships" not in uid
     ]
-    assert sales and all(scope in sql for sql in sales)
     assert dims and not any("dbt_subquery" in sql for sql in dims)
 
 
