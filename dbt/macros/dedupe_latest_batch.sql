@@ -21,10 +21,16 @@
     run), and written into it as constants: DuckDB then skips every row group of that batch by its
     min/max statistics when it collects the other batches' keys. Computed inside the view instead, it
     cost each reader of stg_shop__daily_sales on the large tier a group-by over all 135 M rows and a
-    compare of every row, about 1 s, paid by every model and test reading the view. Any batch is a
-    correct base (landing makes keys unique within a batch), so a view built before later landings
-    returns the same rows, only slower. Parsing, unit tests and a `landed` table that does not exist
-    yet get the lookup as SQL.
+    compare of every row, about 1 s, paid by every model and test reading the view.
+
+    Where the base is also the newest batch (customers, products and warehouses land whole every
+    day), the other batches are older snapshots carrying nearly every key, and ranking them all grew
+    by a snapshot a day. Then the base rows win unless a later landing carries their key, and an
+    older row is ranked only where the base lacks its key (a hash join against the base's keys).
+
+    Either form returns the same rows for any base and any batches, so a view built before later
+    landings (a new batch, or the base re-landed) is right, only slower. Parsing, unit tests and a
+    `landed` table that does not exist yet get the lookup as SQL (and the first form).
 -#}
 {% macro _largest_batch(relation) -%}
     {%- set batch = ['_batch_date', '_batch_id', '_loaded_at'] -%}
@@ -35,23 +41,48 @@
     limit 1
 {%- endmacro %}
 
+{#- `alias` holds the base batch (`base`: the batch's columns as SQL) or a batch landed after it. -#}
+{% macro _is_base(alias, base) -%}
+    {{ alias }}._batch_date = {{ base._batch_date }} and {{ alias }}._batch_id = {{ base._batch_id }}
+    and {{ alias }}._loaded_at = {{ base._loaded_at }}
+{%- endmacro %}
+
+{% macro _is_later(alias, base) -%}
+    ({{ alias }}._batch_date > {{ base._batch_date }} or ({{ alias }}._batch_date = {{ base._batch_date }}
+    and ({{ alias }}._loaded_at > {{ base._loaded_at }} or ({{ alias }}._loaded_at = {{ base._loaded_at }}
+    and {{ alias }}._batch_id > {{ base._batch_id }}))))
+{%- endmacro %}
+
 {% macro dedupe_latest_batch(relation, key_columns, landed) %}
     {%- set batch = ['_batch_date', '_batch_id', '_loaded_at'] -%}
+    {%- set order = '_batch_date desc, _loaded_at desc, _batch_id desc' -%}
     {%- set key_match = [] -%}
-    {%- for k in key_columns %}{% do key_match.append('repeated.' ~ k ~ ' = src.' ~ k) %}{% endfor -%}
-    {%- set base = none -%}
+    {%- for k in key_columns %}{% do key_match.append('other.' ~ k ~ ' = src.' ~ k) %}{% endfor -%}
+    {%- set key_match = key_match | join(' and ') -%}
+    {#- The base batch as SQL: constants looked up now, or the base_batch CTE's columns. -#}
+    {%- set base = {'_batch_date': 'base_batch._batch_date', '_batch_id': 'base_batch._batch_id',
+                    '_loaded_at': 'base_batch._loaded_at'} -%}
+    {%- set lookup = none -%}
     {%- if execute and model.resource_type == 'model' and load_relation(landed) is not none -%}
         {%- set found = run_query(
-            'select cast(_batch_date as varchar), _batch_id, cast(_loaded_at as varchar) from ('
-            ~ _largest_batch(landed) ~ ') as largest'
+            'select cast(_batch_date as varchar), _batch_id, cast(_loaded_at as varchar), '
+            ~ 'row_number() over (order by ' ~ order ~ ') = 1 as is_latest from ' ~ landed
+            ~ ' group by ' ~ batch | join(', ')
+            ~ ' order by count(*) desc, ' ~ batch | join(' desc, ') ~ ' desc limit 1'
         ).rows -%}
         {%- if found and found[0][0] is not none and found[0][1] is not none and found[0][2] is not none -%}
-            {%- set base = found[0] -%}
+            {%- set lookup = found[0] -%}
+            {%- do base.update({
+                '_batch_date': "cast('" ~ lookup[0] ~ "' as date)",
+                '_batch_id': "'" ~ (lookup[1] | replace("'", "''")) ~ "'",
+                '_loaded_at': "cast('" ~ lookup[2] ~ "' as timestamp)",
+            }) -%}
         {%- endif -%}
     {%- endif -%}
+    {%- set with_base = '' if lookup else 'cross join base_batch' -%}
     with
 
-    {% if base is none -%}
+    {% if not lookup -%}
     base_batch as (
 
         -- the batch holding the most rows
@@ -60,45 +91,62 @@
     ),
 
     {% endif -%}
-    repeated_keys as (
+    {%- if lookup and lookup[3] %}
+    {#- The base is also the newest batch (snapshot tables such as customers land whole every day):
+        its rows win unless a later landing carries the key; an older row counts only where the
+        base lacks its key. Ranking every key the older snapshots carry instead grew by a snapshot
+        a day (4 M customer rows after one day on the large tier). -#}
+    later_keys as (
 
-        -- every key some other batch carries: only these can repeat
         select distinct {{ key_columns | join(', ') }}
         from {{ relation }} as src
-        {%- if base is none %}
-        cross join base_batch
-        where not (
-            {%- for c in batch %}
-            src.{{ c }} = base_batch.{{ c }}{% if not loop.last %} and{% endif %}
-            {%- endfor %}
-        )
-        {%- else %}
-        -- the batch holding the most rows when the view was built
-        where not (
-            src._batch_date = cast('{{ base[0] }}' as date)
-            and src._batch_id = '{{ base[1] | replace("'", "''") }}'
-            and src._loaded_at = cast('{{ base[2] }}' as timestamp)
-        )
-        {%- endif %}
+        where {{ _is_later('src', base) }}
 
     )
 
     select src.*, 1 as _dedupe_rank
     from {{ relation }} as src
-    where not exists (select 1 from repeated_keys as repeated where {{ key_match | join(' and ') }})
+    where {{ _is_base('src', base) }}
+        and not exists (select 1 from later_keys as other where {{ key_match }})
 
     union all
 
     select *
     from (
-        select
-            src.*,
-            row_number() over (
-                partition by {{ key_columns | join(', ') }}
-                order by _batch_date desc, _loaded_at desc, _batch_id desc
-            ) as _dedupe_rank
+        select src.*, row_number() over (partition by {{ key_columns | join(', ') }} order by {{ order }}) as _dedupe_rank
         from {{ relation }} as src
-        where exists (select 1 from repeated_keys as repeated where {{ key_match | join(' and ') }})
+        where {{ _is_later('src', base) }}
+            or (
+                not ({{ _is_base('src', base) }})
+                and not exists (
+                    select 1 from {{ relation }} as other where {{ _is_base('other', base) }} and {{ key_match }}
+                )
+            )
     ) as ranked
     where _dedupe_rank = 1
+    {%- else %}
+    repeated_keys as (
+
+        -- every key some other batch carries: only these can repeat
+        select distinct {{ key_columns | join(', ') }}
+        from {{ relation }} as src
+        {{ with_base }}
+        where not ({{ _is_base('src', base) }})
+
+    )
+
+    select src.*, 1 as _dedupe_rank
+    from {{ relation }} as src
+    where not exists (select 1 from repeated_keys as other where {{ key_match }})
+
+    union all
+
+    select *
+    from (
+        select src.*, row_number() over (partition by {{ key_columns | join(', ') }} order by {{ order }}) as _dedupe_rank
+        from {{ relation }} as src
+        where exists (select 1 from repeated_keys as other where {{ key_match }})
+    ) as ranked
+    where _dedupe_rank = 1
+    {%- endif %}
 {% endmacro %}

@@ -330,3 +330,45 @@ def test_a_staging_view_whose_base_batch_was_relanded_returns_the_same_rows(
         after = con.execute(rows).fetchall()
     assert f"'{base}'" in view_sql and "base_batch" not in view_sql
     assert before and after == before
+
+
+def test_a_snapshot_staging_view_keeps_the_latest_row_of_every_key(
+    life: WarehouseLife, tmp_path: Path
+) -> None:
+    # Customers land whole with every batch, so the base batch is also the newest one and the view
+    # takes the snapshot form (macros/dedupe_latest_batch.sql). After it was built, the newest
+    # snapshot loses one customer (its older row must come back) and a later batch corrects another
+    # (the correction must win): the view still keeps what ranking every row would.
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(warehouse_path(life.home).read_bytes())
+    batch = "customer_id, _batch_date, _batch_id, _loaded_at"
+    with duckdb.connect(str(copy)) as con:
+        view_sql = con.execute(
+            "select sql from duckdb_views() where view_name = 'stg_shop__customers'"
+        ).fetchone()[0]
+        base_day = con.execute("select max(_batch_date) from raw.customers").fetchone()[0]
+        dropped, corrected = (
+            r[0]
+            for r in con.execute(
+                "select customer_id from raw.customers where _batch_date = ? order by customer_id limit 2",
+                [base_day],
+            ).fetchall()
+        )
+        con.execute(
+            "delete from raw.customers where customer_id = ? and _batch_date = ?", [dropped, base_day]
+        )
+        con.execute(
+            "insert into raw.customers select * replace (_batch_date + 1 as _batch_date, "
+            "'later' as _batch_id) from raw.customers where customer_id = ? and _batch_date = ?",
+            [corrected, base_day],
+        )
+        got = con.execute(f"select {batch} from build_staging.stg_shop__customers order by all").fetchall()
+        want = con.execute(
+            f"select {batch} from (select *, row_number() over (partition by customer_id "
+            "order by _batch_date desc, _loaded_at desc, _batch_id desc) as rank from raw.customers) "
+            "where rank = 1 order by all"
+        ).fetchall()
+    assert "later_keys" in view_sql
+    chosen = {r[0]: r for r in got}
+    assert chosen[dropped][1] < base_day and chosen[corrected][2] == "later"
+    assert got == want
