@@ -4,9 +4,9 @@
     A re-landed correction arrives in a later batch (`_batch_date`), so it wins; ties within a batch
     date (a batch reloaded twice) go to the later `_loaded_at`, then the larger `_batch_id`.
     Renders a SELECT over `relation` (a relation or a CTE name) that adds `_dedupe_rank`; the caller
-    keeps the columns it wants. Portable SQL (no QUALIFY, no ANTI JOIN). It reads `relation` three
-    times: callers define it (and the CTEs under it) `as not materialized`, or DuckDB materializes
-    the whole table first (3 GB spilled for daily_sales on the large tier).
+    keeps the columns it wants. Portable SQL (no QUALIFY, no ANTI JOIN). It reads `relation` three or
+    four times: callers define it (and the CTEs under it) `as not materialized`, or DuckDB
+    materializes the whole table first (3 GB spilled for daily_sales on the large tier).
 
     Why not a plain row_number() over every row: landing rejects a batch with a duplicated key, so a
     key can only repeat across batches, and most rows sit in one big batch (the history bootstrap)
@@ -98,10 +98,8 @@
 
     {% endif -%}
     {%- if snapshot_form %}
-    {#- The base is also the newest batch (snapshot tables such as customers land whole every day):
-        its rows win unless a later landing carries the key; an older row counts only where the
-        base lacks its key. Ranking every key the older snapshots carry instead grew by a snapshot
-        a day (4 M customer rows after one day on the large tier). -#}
+    {#- The snapshot form (see the top): base rows win unless a later landing carries the key; an
+        older row counts only where the base lacks its key. -#}
     later_keys as (
 
         select distinct {{ key_columns | join(', ') }}
