@@ -5,9 +5,9 @@
     through lags and trailing windows), so a test of a date-grained model is restricted to
     `<interval_column> >= batch_start(tables)`, the earliest date the batch holds in the raw tables
     the model's dates come from: a day's purchase orders reach back weeks, but they cannot change
-    fct_sales_daily, whose tests then check one day instead of five weeks. Without that, every daily run re-tested the whole history:
-    on the medium tier 113 s of a daily `dbt build` went to tests and 26 s to models, and the cost
-    grew with history.
+    fct_sales_daily, whose tests then check one day instead of five weeks. Without that, every daily
+    run re-tested the whole history: on the medium tier 113 s of a daily `dbt build` went to tests
+    and 26 s to models, and the cost grew with history.
 
     A model opts in with `config: {meta: {interval_column: <date column>}}` in its yml. Everything
     else (dimensions, models without a date) is tested in full. Tests run over everything when

@@ -107,27 +107,19 @@
         where {{ _is_later('src', base) }}
 
     )
-
-    select src.*, 1 as _dedupe_rank
-    from {{ relation }} as src
-    where {{ _is_base('src', base) }}
+    {%- set passes -%}
+        {{ _is_base('src', base) }}
         and not exists (select 1 from later_keys as other where {{ key_match }})
-
-    union all
-
-    select *
-    from (
-        select src.*, row_number() over (partition by {{ key_columns | join(', ') }} order by {{ order }}) as _dedupe_rank
-        from {{ relation }} as src
-        where {{ _is_later('src', base) }}
-            or (
-                not ({{ _is_base('src', base) }})
-                and not exists (
-                    select 1 from {{ relation }} as other where {{ _is_base('other', base) }} and {{ key_match }}
-                )
+    {%- endset -%}
+    {%- set ranked -%}
+        {{ _is_later('src', base) }}
+        or (
+            not ({{ _is_base('src', base) }})
+            and not exists (
+                select 1 from {{ relation }} as other where {{ _is_base('other', base) }} and {{ key_match }}
             )
-    ) as ranked
-    where _dedupe_rank = 1
+        )
+    {%- endset -%}
     {%- else %}
     repeated_keys as (
 
@@ -138,10 +130,13 @@
         where not ({{ _is_base('src', base) }})
 
     )
+    {%- set passes = 'not exists (select 1 from repeated_keys as other where ' ~ key_match ~ ')' -%}
+    {%- set ranked = 'exists (select 1 from repeated_keys as other where ' ~ key_match ~ ')' -%}
+    {%- endif %}
 
     select src.*, 1 as _dedupe_rank
     from {{ relation }} as src
-    where not exists (select 1 from repeated_keys as other where {{ key_match }})
+    where {{ passes }}
 
     union all
 
@@ -149,8 +144,7 @@
     from (
         select src.*, row_number() over (partition by {{ key_columns | join(', ') }} order by {{ order }}) as _dedupe_rank
         from {{ relation }} as src
-        where exists (select 1 from repeated_keys as other where {{ key_match }})
+        where {{ ranked }}
     ) as ranked
     where _dedupe_rank = 1
-    {%- endif %}
 {% endmacro %}

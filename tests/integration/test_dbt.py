@@ -107,6 +107,22 @@ def _land_corrected_day(con: duckdb.DuckDBPyConnection, world: Path, out: Path, 
     return {"correction_day": correction_day, "price_correction_day": price_day}
 
 
+def _staging_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The SQL DuckDB holds for each staging view (the dedupe's base batch shows in it)."""
+    return dict(
+        con.execute(
+            "select view_name, sql from duckdb_views() where schema_name = 'build_staging'"
+        ).fetchall()
+    )
+
+
+def _warehouse_copy(life: WarehouseLife, tmp_path: Path) -> Path:
+    """A copy of the life's warehouse, for a test that changes raw under the built views."""
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(warehouse_path(life.home).read_bytes())
+    return copy
+
+
 @pytest.fixture(scope="module")
 def life(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarehouseLife]:
     world = tiny_world / "data" / "generated"
@@ -137,11 +153,7 @@ def life(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     _build(life, "history")
     snapshot("after_history")
     with duckdb.connect(str(warehouse_path(home)), read_only=True) as con:
-        life.staging_views = dict(
-            con.execute(
-                "select view_name, sql from duckdb_views() where schema_name = 'build_staging'"
-            ).fetchall()
-        )
+        life.staging_views = _staging_views(con)
 
     land("day_before", day_before)
     _build(life, "day_before")
@@ -319,13 +331,9 @@ def test_a_staging_view_whose_base_batch_was_relanded_returns_the_same_rows(
 ) -> None:
     # The views carry their base batch as constants (macros/dedupe_latest_batch.sql). Any batch is
     # a correct base, one that no longer exists included: its keys are then all ranked.
-    copy = tmp_path / "warehouse.duckdb"
-    copy.write_bytes(warehouse_path(life.home).read_bytes())
     rows = "select * exclude (_batch_id, _loaded_at) from build_staging.stg_shop__daily_sales order by all"
-    with duckdb.connect(str(copy)) as con:
-        view_sql = con.execute(
-            "select sql from duckdb_views() where view_name = 'stg_shop__daily_sales'"
-        ).fetchone()[0]
+    with duckdb.connect(str(_warehouse_copy(life, tmp_path))) as con:
+        view_sql = _staging_views(con)["stg_shop__daily_sales"]
         before = con.execute(rows).fetchall()
         base = con.execute(
             "select _batch_date from raw.daily_sales group by all order by count(*) desc limit 1"
@@ -346,13 +354,9 @@ def test_a_snapshot_staging_view_keeps_the_latest_row_of_every_key(
     # takes the snapshot form (macros/dedupe_latest_batch.sql). After it was built, the newest
     # snapshot loses one customer (its older row must come back) and a later batch corrects another
     # (the correction must win): the view still keeps what ranking every row would.
-    copy = tmp_path / "warehouse.duckdb"
-    copy.write_bytes(warehouse_path(life.home).read_bytes())
     batch = "customer_id, _batch_date, _batch_id, _loaded_at"
-    with duckdb.connect(str(copy)) as con:
-        view_sql = con.execute(
-            "select sql from duckdb_views() where view_name = 'stg_shop__customers'"
-        ).fetchone()[0]
+    with duckdb.connect(str(_warehouse_copy(life, tmp_path))) as con:
+        view_sql = _staging_views(con)["stg_shop__customers"]
         base_day = con.execute("select max(_batch_date) from raw.customers").fetchone()[0]
         dropped, corrected = (
             r[0]
