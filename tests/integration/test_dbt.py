@@ -42,6 +42,8 @@ INCREMENTAL_INTERMEDIATE = (
     "int_shelf_prices_forward_filled",
     "int_promotions_exploded",
     "int_competitor_prices_summarized",
+    "int_customer_orders_summarized",
+    "int_customer_browsing_summarized",
 )
 
 

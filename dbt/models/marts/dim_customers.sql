@@ -6,23 +6,15 @@ customers as (
 
 ),
 
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
-
 order_summary as (
 
     select
         customer_id,
-        min(order_date) as first_order_date,
-        max(order_date) as last_order_date,
-        count(*) as lifetime_orders,
-        sum(order_value) as lifetime_value
-    from orders
-    where customer_id is not null
-    group by customer_id
+        first_order_date,
+        last_order_date,
+        orders as lifetime_orders,
+        order_value as lifetime_value
+    from {{ ref('int_customer_orders_summarized') }}
 
 ),
 

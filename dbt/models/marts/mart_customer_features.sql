@@ -1,4 +1,10 @@
 {%- set run_date = date_var('run_date') -%}
+{#-
+    Features as of the run date (default: the last order day): nothing later is visible. A literal
+    date in the filters lets DuckDB skip row groups by their statistics, even through the views.
+-#}
+{%- set as_of_date = "cast('" ~ run_date ~ "' as date)" if run_date
+    else "(select max(order_date) from " ~ ref('fct_orders') ~ ")" -%}
 
 with
 
@@ -8,74 +14,93 @@ customers as (
 
 ),
 
-all_orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
-
 as_of as (
 
-    -- features as of the run date (default: the last order day): nothing later is visible
-    {% if run_date -%}
-    select cast('{{ run_date }}' as date) as as_of_date
-    {%- else -%}
-    select max(order_date) as as_of_date from all_orders
-    {%- endif %}
+    select {{ as_of_date }} as as_of_date
 
 ),
 
-orders as (
+orders as not materialized (
 
-    select all_orders.*
-    from all_orders
-    cross join as_of
-    where all_orders.order_date <= as_of.as_of_date
+    -- read twice (backfilled customers, last 90 days): DuckDB would otherwise copy it whole
+    select * from {{ ref('fct_orders') }}
+    where order_date <= {{ as_of_date }}
 
 ),
 
 returns as (
 
-    select returns.*
-    from {{ ref('stg_shop__returns') }} as returns
-    cross join as_of
-    where returns.return_date <= as_of.as_of_date
+    select * from {{ ref('stg_shop__returns') }}
+    where return_date <= {{ as_of_date }}
 
 ),
 
 tickets as (
 
-    select tickets.*
-    from {{ ref('stg_shop__service_tickets') }} as tickets
-    cross join as_of
-    where tickets.created_date <= as_of.as_of_date
+    select * from {{ ref('stg_shop__service_tickets') }}
+    where created_date <= {{ as_of_date }}
 
 ),
 
-browsing as (
+browsing as not materialized (
 
-    select browsing.*
-    from {{ ref('stg_shop__browsing_events') }} as browsing
-    cross join as_of
-    where browsing.event_date <= as_of.as_of_date
+    -- read twice, like orders
+    select * from {{ ref('stg_shop__browsing_events') }}
+    where event_date <= {{ as_of_date }}
+
+),
+
+order_totals as (
+
+    -- Lifetime totals are the totals as of the date for every customer whose last order is not
+    -- after it; the others (a backfill of an earlier date) are summed from their orders.
+    select customer_id, last_order_date, orders, order_value, units, promo_units, app_orders
+    from {{ ref('int_customer_orders_summarized') }}
+    where last_order_date <= {{ as_of_date }}
+
+    union all
+
+    select
+        customer_id,
+        max(order_date) as last_order_date,
+        count(*) as orders,
+        sum(order_value) as order_value,
+        cast(sum(units) as bigint) as units,
+        cast(sum(promo_units) as bigint) as promo_units,
+        cast(sum(case when channel = 'app' then 1 else 0 end) as bigint) as app_orders
+    from orders
+    where customer_id in (
+        select customer_id
+        from {{ ref('int_customer_orders_summarized') }}
+        where last_order_date > {{ as_of_date }}
+    )
+    group by customer_id
+
+),
+
+recent_orders as (
+
+    select customer_id, count(*) as orders_last_90d
+    from orders
+    where order_date > {{ as_of_date }} - 90
+    group by customer_id
 
 ),
 
 order_summary as (
 
     select
-        orders.customer_id,
-        max(orders.order_date) as last_order_date,
-        count(*) as frequency,
-        sum(orders.order_value) as monetary,
-        sum(orders.units) as units,
-        cast(sum(orders.promo_units) as double precision) / nullif(sum(orders.units), 0) as promo_unit_share,
-        cast(sum(case when orders.order_date > as_of.as_of_date - 90 then 1 else 0 end) as bigint) as orders_last_90d,
-        cast(sum(case when orders.channel = 'app' then 1 else 0 end) as double precision) / count(*)
-            as app_order_share
-    from orders
-    cross join as_of
-    group by orders.customer_id
+        order_totals.customer_id,
+        order_totals.last_order_date,
+        order_totals.orders as frequency,
+        order_totals.order_value as monetary,
+        order_totals.units,
+        cast(order_totals.promo_units as double precision) / nullif(order_totals.units, 0) as promo_unit_share,
+        coalesce(recent_orders.orders_last_90d, 0) as orders_last_90d,
+        cast(order_totals.app_orders as double precision) / order_totals.orders as app_order_share
+    from order_totals
+    left join recent_orders
+        on order_totals.customer_id = recent_orders.customer_id
 
 ),
 
@@ -102,18 +127,48 @@ ticket_summary as (
 
 ),
 
+browsing_totals as (
+
+    -- as the orders: lifetime counts unless the customer browsed after the date
+    select customer_id, views, add_to_carts
+    from {{ ref('int_customer_browsing_summarized') }}
+    where last_event_date <= {{ as_of_date }}
+
+    union all
+
+    select
+        customer_id,
+        cast(sum(case when event_type = 'view' then 1 else 0 end) as bigint) as views,
+        cast(sum(case when event_type = 'add_to_cart' then 1 else 0 end) as bigint) as add_to_carts
+    from browsing
+    where customer_id in (
+        select customer_id
+        from {{ ref('int_customer_browsing_summarized') }}
+        where last_event_date > {{ as_of_date }}
+    )
+    group by customer_id
+
+),
+
+recent_views as (
+
+    select customer_id, count(*) as views_last_30d
+    from browsing
+    where event_type = 'view' and event_date > {{ as_of_date }} - 30
+    group by customer_id
+
+),
+
 browsing_summary as (
 
     select
-        browsing.customer_id,
-        cast(sum(case when browsing.event_type = 'view' then 1 else 0 end) as bigint) as views,
-        cast(sum(case when browsing.event_type = 'add_to_cart' then 1 else 0 end) as bigint) as add_to_carts,
-        cast(sum(
-            case when browsing.event_type = 'view' and browsing.event_date > as_of.as_of_date - 30 then 1 else 0 end
-        ) as bigint) as views_last_30d
-    from browsing
-    cross join as_of
-    group by browsing.customer_id
+        browsing_totals.customer_id,
+        browsing_totals.views,
+        browsing_totals.add_to_carts,
+        coalesce(recent_views.views_last_30d, 0) as views_last_30d
+    from browsing_totals
+    left join recent_views
+        on browsing_totals.customer_id = recent_views.customer_id
 
 ),
 
