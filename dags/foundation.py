@@ -4,10 +4,10 @@
 One run per day (the data interval). It lands that day's batch from `land.source` (a folder or
 `s3://` prefix; `{date}` in it is replaced by the run's date), loads it into the warehouse's `raw`
 schema through the Great Expectations gates (failing rows go to `quarantine.rejected_rows`), builds
-the dbt project into the `build_*` schemas (a Cosmos task group: one `dbt build` of every model,
-a task per model reporting it, then one task running every test), audits the marts, and only then
-publishes them to the `marts` schema in one transaction and renders the BI report. A failed gate
-stops the run and leaves the published marts exactly as they were.
+the dbt project into the `build_*` schemas (the staging views in one dbt invocation, then every
+other model as a Cosmos task group: one `dbt build`, and a task per model reporting it), audits the
+marts, and only then publishes them to the `marts` schema in one transaction and renders the BI
+report. A failed gate stops the run and leaves the published marts exactly as they were.
 
 Every task is idempotent for its date: rerunning a date gives the same rows. Backfill any date
 range with `airflow backfill create --dag-id foundation --from-date ... --to-date ...`.
@@ -25,6 +25,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
+from pipelines.foundation import STAGING_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO / "dbt"
@@ -59,6 +60,12 @@ def foundation() -> None:
 
         return validate_raw_interval(ds)
 
+    @task
+    def dbt_staging(ds: str | None = None) -> str:
+        from pipelines.foundation import build_staging_interval
+
+        return build_staging_interval(ds)
+
     dbt = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(
@@ -81,6 +88,8 @@ def foundation() -> None:
         ),
         render_config=RenderConfig(
             load_method=LoadMode.AUTOMATIC,
+            # Built (with their own tests) by dbt_staging in one dbt invocation, not one task each.
+            exclude=[STAGING_MODELS],
             test_behavior=TestBehavior.AFTER_ALL,
             # Only used without a manifest, to run `dbt ls`.
             invocation_mode=InvocationMode.SUBPROCESS,
@@ -115,7 +124,7 @@ def foundation() -> None:
         return report_interval(ds)
 
     audit = validate_marts()
-    land() >> validate_raw() >> dbt >> audit
+    land() >> validate_raw() >> dbt_staging() >> dbt >> audit
     publish(audit) >> report()
 
     # Inside a task group Cosmos puts the producer (one `dbt build` of every model) beside the

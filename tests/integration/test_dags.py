@@ -150,7 +150,7 @@ def test_the_dbt_producer_runs_before_every_model_sensor_which_falls_back_when_i
     (Cosmos skips it on a retry or clear) must still run, to build its model itself."""
     tasks = dagbag["dags"]["foundation"]["tasks"]
     producer = "dbt.dbt_producer_watcher"
-    assert tasks[producer]["upstream"] == ["validate_raw"]
+    assert tasks[producer]["upstream"] == ["dbt_staging"]
     sensors = {
         t: v
         for t, v in tasks.items()
@@ -164,4 +164,24 @@ def test_the_dbt_producer_runs_before_every_model_sensor_which_falls_back_when_i
     for t, v in sensors.items():
         assert any(u.startswith("dbt.") for u in v["upstream"]), f"{t} can start before the producer"
         if t in first:
-            assert v["trigger_rule"] == "none_failed" and "validate_raw" in v["upstream"], (t, v)
+            assert v["trigger_rule"] == "none_failed" and "dbt_staging" in v["upstream"], (t, v)
+
+
+def test_the_staging_task_and_the_cosmos_test_task_together_run_every_dbt_test(tmp_path: Path) -> None:
+    """The DAG runs staging's own tests in dbt_staging and leaves staging out of the Cosmos group,
+    whose test task gets the same exclusion: a test on a staging model that also reads a later model
+    would fall between the two."""
+    from pipelines.foundation import STAGING_MODELS, STAGING_SELECTION
+    from pipelines.transform import run_dbt
+
+    settings = load_settings({"ECOM_HOME": str(tmp_path)})
+
+    def tests(*selection: str) -> set[str]:
+        ls = ["ls", "--resource-types", "test", "unit_test", "--output", "name", "-q", *selection]
+        return set(run_dbt(settings, ls, dt.date(2024, 12, 31)).split())
+
+    every = tests()
+    staging = tests(*STAGING_SELECTION)
+    cosmos = tests("--exclude", STAGING_MODELS)
+    assert staging and cosmos and staging.isdisjoint(cosmos)
+    assert every == staging | cosmos, sorted(every - staging - cosmos)
