@@ -8,7 +8,6 @@ file open with a configuration other connections in the process must then match.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pipelines.config import REPO_ROOT, TELEMETRY_OFF, Settings
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 DBT_PROFILE, DBT_TARGET = "ecom", "duckdb"
+# Read by the project's date_var('run_date') when no --vars sets it.
+RUN_DATE_ENV = "ECOM_RUN_DATE"
 
 
 class DbtError(RuntimeError):
@@ -38,10 +39,6 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def dbt_vars(run_date: dt.date) -> str:
-    return json.dumps({"run_date": run_date.isoformat()})
-
-
 def run_dbt(settings: Settings, command: list[str], run_date: dt.date, *, target: str = DBT_TARGET) -> str:
     """Run ``dbt <command>`` against the project for a data interval; returns dbt's output.
 
@@ -59,12 +56,12 @@ def run_dbt(settings: Settings, command: list[str], run_date: dt.date, *, target
         "--target",
         target,
     ]
-    if command and command[0] in {"build", "run", "test", "seed", "compile", "docs", "show"}:
-        args += ["--vars", dbt_vars(run_date)]
     proc = subprocess.run(
         args,
         cwd=DBT_PROJECT_DIR,
-        env={**os.environ, **dbt_env(settings)},
+        # The run date goes in the environment, not --vars: a changed var re-parses the whole
+        # project (macros/portable.sql, date_var).
+        env={**os.environ, **dbt_env(settings), RUN_DATE_ENV: run_date.isoformat()},
         capture_output=True,
         text=True,
         check=False,

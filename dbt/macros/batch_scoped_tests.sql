@@ -58,7 +58,11 @@
 {#- The earliest business date in the run_date's landed batch among `tables` (all dated raw tables if
     none; reprocess_from if earlier); none = test all. -#}
 {% macro batch_start(tables=none) %}
-    {%- if not execute or var('test_scope', 'batch') == 'all' or not var('run_date', none) -%}
+    {%- if not execute or var('test_scope', 'batch') == 'all' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set run_date = date_var('run_date') -%}
+    {%- if not run_date -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set parts = [] -%}
@@ -67,7 +71,7 @@
         {%- if relation is not none -%}
             {%- do parts.append(
                 "select min(" ~ adapter.quote(column) ~ ") as d from " ~ relation
-                ~ " where _batch_date = cast('" ~ var('run_date') ~ "' as date)"
+                ~ " where _batch_date = cast('" ~ run_date ~ "' as date)"
             ) -%}
         {%- endif -%}
     {%- endfor -%}
@@ -75,8 +79,9 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set start = run_query("select cast(min(d) as varchar) from (" ~ parts | join(' union all ') ~ ") as batch_dates").columns[0].values()[0] -%}
-    {%- if start and var('reprocess_from', none) and var('reprocess_from') | string < start -%}
-        {%- set start = var('reprocess_from') | string -%}
+    {%- set reprocess_from = date_var('reprocess_from') -%}
+    {%- if start and reprocess_from and reprocess_from < start -%}
+        {%- set start = reprocess_from -%}
     {%- endif -%}
     {{ return(start) }}
 {% endmacro %}

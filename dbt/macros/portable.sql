@@ -198,9 +198,17 @@
 {% endmacro %}
 
 
-{#- A var that may be a date (YAML) or a string, as 'YYYY-MM-DD' or none. -#}
+{#-
+    A date var as 'YYYY-MM-DD' (a YAML date or a string), else the environment variable
+    ECOM_<NAME> (ECOM_RUN_DATE), else none. The DAG and `ecom` pass the run date in the environment:
+    a changed --vars makes dbt re-parse the whole project (about 2 s more per invocation), a changed
+    environment variable only the files that read it.
+-#}
 {% macro date_var(name) %}
     {%- set value = var(name, none) -%}
+    {%- if value is none -%}
+        {%- set value = env_var('ECOM_' ~ (name | upper), '') or none -%}
+    {%- endif -%}
     {{ return((value | string) if value is not none else none) }}
 {% endmacro %}
 

@@ -388,3 +388,21 @@ def test_a_snapshot_staging_view_keeps_the_latest_row_of_every_key(
     chosen = {r[0]: r for r in got}
     assert chosen[dropped][1] < base_day and chosen[corrected][2] == "later"
     assert got == want
+
+
+def test_the_run_date_reaches_dbt_in_the_environment_and_a_var_overrides_it(tmp_path: Path) -> None:
+    """`ecom` and the DAG pass the run date as ECOM_RUN_DATE rather than --vars (a changed var makes
+    dbt re-parse the whole project); an explicit --vars run_date still wins."""
+    from pipelines.config import load_settings
+    from pipelines.transform import run_dbt as run_project
+
+    settings = load_settings({"ECOM_HOME": str(tmp_path)})
+    compiled = tmp_path / "dbt" / "target" / "compiled" / "ecom" / "models" / "marts"
+
+    def as_of(*extra: str) -> str:
+        compile_mart = ["compile", "--select", "mart_customer_features", *extra]
+        run_project(settings, compile_mart, dt.date(2024, 12, 31))
+        return (compiled / "mart_customer_features.sql").read_text()
+
+    assert "cast('2024-12-31' as date) as as_of_date" in as_of()
+    assert "cast('2024-06-30' as date) as as_of_date" in as_of("--vars", "{run_date: 2024-06-30}")
