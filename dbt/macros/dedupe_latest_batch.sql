@@ -85,7 +85,11 @@
     {#- The snapshot form builds a hash table of the base's keys for every read, which only pays when
         the older batches are a sizeable share: a single history batch (a full build) is also the
         newest, and reading it that way cost the large tier's full build 180 s more. -#}
-    {%- set snapshot_form = lookup and lookup[3] and (lookup[5] - lookup[4]) * 10 >= lookup[4] -%}
+    {%- set snapshot_form = false -%}
+    {%- if lookup -%}
+        {%- set is_latest, base_rows, all_rows = lookup[3], lookup[4], lookup[5] -%}
+        {%- set snapshot_form = is_latest and (all_rows - base_rows) * 10 >= base_rows -%}
+    {%- endif -%}
     with
 
     {% if not lookup -%}

@@ -1,7 +1,7 @@
 {%- set run_date = date_var('run_date') -%}
 {#-
     Features as of the run date (default: the last order day): nothing later is visible. A literal
-    date in the filters lets DuckDB skip row groups by their statistics, even through the views.
+    date, not a one-row CTE, lets DuckDB skip row groups by their statistics, even through the views.
 -#}
 {%- set as_of_date = "cast('" ~ run_date ~ "' as date)" if run_date
     else "(select max(order_date) from " ~ ref('fct_orders') ~ ")" -%}
@@ -11,12 +11,6 @@ with
 customers as (
 
     select * from {{ ref('dim_customers') }}
-
-),
-
-as_of as (
-
-    select {{ as_of_date }} as as_of_date
 
 ),
 
@@ -178,16 +172,15 @@ rfm as (
     -- so the scoring is deterministic. Recency ranks descending: the most recent buyers score 5.
     select
         order_summary.*,
-        as_of.as_of_date - order_summary.last_order_date as recency_days,
+        {{ as_of_date }} - order_summary.last_order_date as recency_days,
         cast(least(5, 1 + floor(5 * percent_rank() over (
-            order by as_of.as_of_date - order_summary.last_order_date desc
+            order by {{ as_of_date }} - order_summary.last_order_date desc
         ))) as integer) as r_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (order by order_summary.frequency))) as integer)
             as f_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (order by order_summary.monetary))) as integer)
             as m_score
     from order_summary
-    cross join as_of
 
 ),
 
@@ -195,12 +188,12 @@ final as (
 
     select
         customers.customer_id,
-        as_of.as_of_date,
+        {{ as_of_date }} as as_of_date,
         customers.region,
         customers.city_tier,
         customers.age_band,
         customers.preferred_channel,
-        as_of.as_of_date - customers.signup_date as tenure_days,
+        {{ as_of_date }} - customers.signup_date as tenure_days,
         rfm.recency_days,
         coalesce(rfm.frequency, 0) as frequency,
         coalesce(rfm.monetary, 0) as monetary,
@@ -225,7 +218,6 @@ final as (
         coalesce(browsing_summary.add_to_carts, 0) as add_to_carts,
         coalesce(browsing_summary.views_last_30d, 0) as views_last_30d
     from customers
-    cross join as_of
     left join rfm
         on customers.customer_id = rfm.customer_id
     left join return_summary
