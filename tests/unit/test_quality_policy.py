@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.quality.engine import GateFailure, Outcome, QualityGateError, classify, combine, jsonable
-from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks, read_ahead, row_slices
+from pipelines.quality.raw import Chunk, exclude_keys, plan_chunks, read_ahead, row_slices, units_checksum
 from pipelines.quality.suites import Dimension, Rule, Severity
 
 
@@ -187,6 +187,22 @@ def test_keys_of_quarantined_rows_leave_the_reconciliation_and_null_parts_match_
     kept = exclude_keys(frame, bad, key).collect().sort(key)
     assert kept.rows() == [(d1, 1, "app"), (d1, 3, "web"), (d2, 1, "app")]
     assert exclude_keys(frame, bad.clear(), key).collect().height == 6
+
+
+def test_the_units_checksum_agrees_exactly_when_every_skus_units_add_up() -> None:
+    def checksum(sku_ids: list[int], units: list[int | None]) -> int:
+        schema = {"sku_id": pl.Int64, "units": pl.Int64}
+        frame = pl.DataFrame({"sku_id": sku_ids, "units": units}, schema=schema)
+        return frame.select(units_checksum("units")).item()
+
+    sales = checksum([1, 2, 3], [5, 0, 2])
+    # Order lines: any number of lines per SKU, in any order; a SKU without lines sold nothing.
+    assert checksum([3, 1, 1, 3, 1], [1, 2, 2, 1, 1]) == sales
+    # Same total, but one unit moved from SKU 1 to SKU 2: caught although the day's units agree.
+    assert checksum([1, 2, 3], [4, 1, 2]) != sales
+    assert checksum([1, 3], [5, 3]) != sales
+    # A null quantity counts as none, as in the per-key comparison.
+    assert checksum([1, 3, 2], [5, 2, None]) == sales
 
 
 def test_read_ahead_yields_every_item_in_order_and_passes_errors_on() -> None:

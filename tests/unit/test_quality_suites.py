@@ -47,6 +47,7 @@ def test_there_is_one_raw_suite_per_contract_table_and_one_suite_per_documented_
         "timeliness",
         "quarantine_rate",
         "daily_sales_grid",
+        "sales_reconciliation_daily",
         "sales_reconciliation",
     }
 
