@@ -26,7 +26,7 @@ from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, Invocation
 
 from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
 from pipelines.foundation import STAGING_MODELS
-from pipelines.transform import RUN_DATE_ENV
+from pipelines.transform import RUN_DATE_ENV, SKIP_UNIT_TESTS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO / "dbt"
@@ -75,7 +75,7 @@ def foundation() -> None:
             manifest_path=MANIFEST if MANIFEST.is_file() else None,
             # The run date as an environment variable, not a dbt var: a changed var makes every dbt
             # invocation re-parse the whole project (macros/portable.sql, date_var).
-            env_vars={"ECOM_HOME": ECOM_HOME, RUN_DATE_ENV: "{{ ds }}"},
+            env_vars={"ECOM_HOME": ECOM_HOME, RUN_DATE_ENV: "{{ ds }}", **SKIP_UNIT_TESTS_ENV},
         ),
         profile_config=ProfileConfig(
             profile_name="ecom", target_name="duckdb", profiles_yml_filepath=DBT_DIR / "profiles.yml"

@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from pipelines.config import load_settings
+from pipelines.transform import SKIP_UNIT_TESTS
 from pipelines.warehouse import connect_warehouse
 
 
@@ -53,7 +54,7 @@ def validate_raw_interval(ds: str | None) -> dict[str, Any]:
 # Cosmos task each they paid about 1.3 s of dbt start-up apiece on every run; `cautious` leaves
 # tests that also read later models (relationships to a mart) to the DAG's final test task.
 STAGING_MODELS = "tag:staging"
-STAGING_SELECTION = ("--select", STAGING_MODELS, "--indirect-selection", "cautious")
+STAGING_SELECTION = ("--select", STAGING_MODELS, "--indirect-selection", "cautious", *SKIP_UNIT_TESTS)
 
 
 def build_staging_interval(ds: str | None) -> str:
@@ -126,7 +127,7 @@ def run_foundation(
     if land:
         done("land", land_interval(ds))
     done("validate_raw", validate_raw_interval(ds))
-    run_dbt(load_settings(), ["build"], _day(ds))
+    run_dbt(load_settings(), ["build", *SKIP_UNIT_TESTS], _day(ds))
     done("dbt_build", "ok")
     audit = validate_marts_interval(ds)
     done("validate_marts", audit["run_id"])

@@ -98,6 +98,11 @@ def test_make_runs_main_job_runs_foundation_and_core_dags_end_to_end_and_a_rerun
     assert all(n > 0 for n in counts.values()), counts
     assert (settings.reports_dir / "index.html").is_file()
     assert (settings.reports_dir / "data_docs" / "index.html").is_file()
+    # Unit tests are CI's; the DAG's dbt steps (dbt_staging, the Cosmos test task) run data tests.
+    [log] = (settings.home / "airflow" / "runs").glob("foundation_*.log")
+    finished = [line for line in log.read_text().splitlines() if "Finished running" in line]
+    assert any("data tests" in line for line in finished), finished
+    assert not any("unit test" in line for line in finished), finished
 
     last_day = dt.date(2024, 12, 31)  # the tiny world's last day, which `ecom run` processes
     with duckdb.connect(str(settings.warehouse_path)) as con:
@@ -172,16 +177,19 @@ def test_the_staging_task_and_the_cosmos_test_task_together_run_every_dbt_test(t
     whose test task gets the same exclusion: a test on a staging model that also reads a later model
     would fall between the two."""
     from pipelines.foundation import STAGING_MODELS, STAGING_SELECTION
-    from pipelines.transform import run_dbt
+    from pipelines.transform import SKIP_UNIT_TESTS, run_dbt
 
     settings = load_settings({"ECOM_HOME": str(tmp_path)})
 
-    def tests(*selection: str) -> set[str]:
-        ls = ["ls", "--resource-types", "test", "unit_test", "--output", "name", "-q", *selection]
+    def tests(*selection: str, kinds: tuple[str, ...] = ("test", "unit_test")) -> set[str]:
+        ls = ["ls", "--resource-types", *kinds, "--output", "name", "-q", *selection]
         return set(run_dbt(settings, ls, dt.date(2024, 12, 31)).split())
 
-    every = tests()
+    every = tests(kinds=("test",))
     staging = tests(*STAGING_SELECTION)
-    cosmos = tests("--exclude", STAGING_MODELS)
+    # The Cosmos group skips unit tests through the environment (SKIP_UNIT_TESTS_ENV), as the flag.
+    cosmos = tests("--exclude", STAGING_MODELS, *SKIP_UNIT_TESTS)
     assert staging and cosmos and staging.isdisjoint(cosmos)
     assert every == staging | cosmos, sorted(every - staging - cosmos)
+    # Unit tests run in CI, not in the DAG.
+    assert tests(kinds=("unit_test",)) and tests() - every == tests(kinds=("unit_test",))
