@@ -187,9 +187,10 @@ def test_the_staging_task_and_the_cosmos_test_task_together_run_every_dbt_test(t
 
     every = tests(kinds=("test",))
     staging = tests(*STAGING_SELECTION)
-    # The Cosmos group skips unit tests through the environment (SKIP_UNIT_TESTS_ENV), as the flag.
+    # The Cosmos group skips unit tests through SKIP_UNIT_TESTS_ENV, to the same effect as the flag.
     cosmos = tests("--exclude", STAGING_MODELS, *SKIP_UNIT_TESTS)
     assert staging and cosmos and staging.isdisjoint(cosmos)
     assert every == staging | cosmos, sorted(every - staging - cosmos)
     # Unit tests run in CI, not in the DAG.
-    assert tests(kinds=("unit_test",)) and tests() - every == tests(kinds=("unit_test",))
+    units = tests(kinds=("unit_test",))
+    assert units and tests() - every == units

@@ -392,6 +392,7 @@ def test_a_reconciliation_mismatch_blocks_the_partition(
     text = str(error)
     assert "blocked" in text and "nothing of dt=2024-12-31 was loaded" in text
     assert "expect_column_pair_values_to_be_equal" in text and "failed for 20 of" in text
+    assert text.count("sample:") == len(days.samples) + 5
 
 
 def test_missing_daily_sales_rows_block_the_partition(good: Loaded, tiny_world: Path, tmp_path: Path) -> None:
