@@ -4,8 +4,8 @@
     A re-landed correction arrives in a later batch (`_batch_date`), so it wins; ties within a batch
     date (a batch reloaded twice) go to the later `_loaded_at`, then the larger `_batch_id`.
     Renders a SELECT over `relation` (a relation or a CTE name) that adds `_dedupe_rank`; the caller
-    keeps the columns it wants. Portable SQL (no QUALIFY, no ANTI JOIN). It reads `relation` three or
-    four times: callers define it (and the CTEs under it) `as not materialized`, or DuckDB
+    keeps the columns it wants. Portable SQL (no QUALIFY, no ANTI JOIN). It reads `relation` four
+    times: callers define it (and the CTEs under it) `as not materialized`, or DuckDB
     materializes the whole table first (3 GB spilled for daily_sales on the large tier).
 
     Why not a plain row_number() over every row: landing rejects a batch with a duplicated key, so a
@@ -86,6 +86,7 @@
         the older batches are a sizeable share: a single history batch (a full build) is also the
         newest, and reading it that way cost the large tier's full build 180 s more. -#}
     {%- set snapshot_form = false -%}
+    {%- set passes_join, ranked_join = '', '' -%}
     {%- if lookup -%}
         {%- set is_latest, base_rows, all_rows = lookup[3], lookup[4], lookup[5] -%}
         {%- set snapshot_form = is_latest and (all_rows - base_rows) * 10 >= base_rows -%}
@@ -125,7 +126,7 @@
         )
     {%- endset -%}
     {%- else %}
-    repeated_keys as (
+    repeated_keys as not materialized (
 
         -- every key some other batch carries: only these can repeat
         select distinct {{ key_columns | join(', ') }}
@@ -134,20 +135,33 @@
         where not ({{ _is_base('src', base) }})
 
     )
-    {%- set passes = 'not exists (select 1 from repeated_keys as other where ' ~ key_match ~ ')' -%}
-    {%- set ranked = 'exists (select 1 from repeated_keys as other where ' ~ key_match ~ ')' -%}
+    {#- Joins, not [NOT] EXISTS, and repeated_keys not materialized (it is read twice): DuckDB then
+        pushes a reader's filter on the key (a test's or a model's date range) into every scan of the
+        raw table; the anti and semi joins EXISTS becomes, and a materialized CTE, stop it. Reading
+        one day of stg_shop__daily_sales on the large tier: 0.34 s -> 0.11 s; a whole scan is not
+        slower. The keys are distinct, so the inner join adds no rows; a key column of `other` is
+        null exactly where no key matched. -#}
+    {%- set passes_join = 'left join repeated_keys as other on ' ~ key_match -%}
+    {%- set passes = 'other.' ~ key_columns[0] ~ ' is null' -%}
+    {%- set ranked_join = 'inner join repeated_keys as other on ' ~ key_match -%}
+    {%- set ranked = 'true' -%}
     {%- endif %}
 
     select src.*, 1 as _dedupe_rank
     from {{ relation }} as src
+    {{ passes_join }}
     where {{ passes }}
 
     union all
 
     select *
     from (
-        select src.*, row_number() over (partition by {{ key_columns | join(', ') }} order by {{ order }}) as _dedupe_rank
+        select
+            src.*,
+            row_number() over (partition by src.{{ key_columns | join(', src.') }} order by src.{{ order | replace(', ', ', src.') }})
+                as _dedupe_rank
         from {{ relation }} as src
+        {{ ranked_join }}
         where {{ ranked }}
     ) as ranked
     where _dedupe_rank = 1

@@ -349,6 +349,29 @@ def test_a_staging_view_whose_base_batch_was_relanded_returns_the_same_rows(
     assert before and after == before
 
 
+def test_a_date_filter_on_a_staging_view_reaches_every_scan_of_its_raw_table(life: WarehouseLife) -> None:
+    # Batch-scoped tests and incremental models read a day or a window of the staging views; every
+    # scan of the raw table under a view must be pruned to it, not read whole and filtered after
+    # the dedupe (macros/dedupe_latest_batch.sql). Three batches are landed, so keys repeat.
+    def scans(plan: list[dict], table: str) -> list[dict]:
+        found = []
+        for node in plan:
+            info = node.get("extra_info") or {}
+            if node.get("name", "").strip() == "SEQ_SCAN" and str(info.get("Table", "")).endswith(table):
+                found.append(info)
+            found += scans(node.get("children", []), table)
+        return found
+
+    with duckdb.connect(str(warehouse_path(life.home)), read_only=True) as con:
+        for table in ("daily_sales", "inventory_snapshots"):
+            plan = con.execute(
+                f"explain (format json) select * from build_staging.stg_shop__{table} "
+                f"where date >= date '{life.last_day}'"
+            ).fetchall()[0][1]
+            found = scans(json.loads(plan), f"raw.{table}")
+            assert len(found) >= 3 and all("date" in str(s.get("Filters", "")) for s in found), (table, found)
+
+
 def test_a_snapshot_staging_view_keeps_the_latest_row_of_every_key(
     life: WarehouseLife, tmp_path: Path
 ) -> None:
