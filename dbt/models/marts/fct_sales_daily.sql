@@ -51,7 +51,8 @@ baselines as (
 
     -- per SKU and channel series: median and MAD over the full weeks before the day's week
     {{ weekly_robust_baselines(
-        'sales', ['sku_id', 'channel'], 'date', {'units': 'units', 'price': 'price_paid'}, baseline_weeks
+        'sales', ['sku_id', 'channel'], 'date', {'units': 'units', 'price': 'price_paid'}, baseline_weeks,
+        first_week=("cast('" ~ w.write_from ~ "' as date)") if w.write_from else none
     ) }}
 
 ),
