@@ -25,21 +25,9 @@
 
 with
 
-competitor_prices as (
+competitor_prices as not materialized (
 
     select * from {{ ref('stg_shop__competitor_prices') }}
-
-),
-
-coverage as (
-
-    -- a competitor carries a SKU from its first observed price on
-    select
-        sku_id,
-        competitor,
-        min(effective_date) as first_observed
-    from competitor_prices
-    group by sku_id, competitor
 
 ),
 
@@ -50,6 +38,27 @@ changes as (
         effective_date as changed_on
     from competitor_prices
     where {{ in_window('effective_date', w, 'write') }}
+
+),
+
+changed_sku_prices as (
+
+    -- the history of the SKUs with a change only: a daily run rewrites a sixth of the SKUs, and
+    -- the as-of join over every SKU's prices cost it 3.3 s instead of 0.9 s (large tier)
+    select * from competitor_prices
+    where sku_id in (select sku_id from changes)
+
+),
+
+coverage as (
+
+    -- a competitor carries a SKU from its first observed price on
+    select
+        sku_id,
+        competitor,
+        min(effective_date) as first_observed
+    from changed_sku_prices
+    group by sku_id, competitor
 
 ),
 
@@ -75,7 +84,7 @@ priced as (
         competitor_prices.competitor_price
     from in_force
     {{ asof_left_join(
-        'competitor_prices', 'competitor_prices', 'in_force', ['sku_id', 'competitor'], 'changed_on', 'effective_date'
+        'changed_sku_prices', 'competitor_prices', 'in_force', ['sku_id', 'competitor'], 'changed_on', 'effective_date'
     ) }}
 
 ),
