@@ -41,7 +41,7 @@ class Step:
     peak_gib: float
 
 
-def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
+def bench_tier(tier: str, seed: int, root: Path, keep: bool = False) -> list[Step]:
     from pipelines.config import load_settings
     from pipelines.data.world import TIERS
 
@@ -74,7 +74,8 @@ def bench_tier(tier: str, seed: int, root: Path) -> list[Step]:
     step("incremental day, no Airflow", [ECOM, "foundation", "--date", last.isoformat()])
     # The DAG logs say where each run's time went ("[DAG TEST] starting / end task"); keep them.
     shutil.copytree(home / "airflow" / "runs", root / f"dag-logs-{tier}", dirs_exist_ok=True)
-    shutil.rmtree(home, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(home, ignore_errors=True)
     return steps
 
 
@@ -116,10 +117,13 @@ def main() -> None:
     parser.add_argument("--tiers", nargs="+", default=["small"], choices=["tiny", "small", "medium", "large"])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out-root", type=Path, default=None, help="Where the temporary ECOM_HOMEs go")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep each tier's ECOM_HOME (warehouse and all) for profiling"
+    )
     args = parser.parse_args()
     root = args.out_root or Path(tempfile.mkdtemp(prefix="bench-foundation-"))
     for tier in args.tiers:
-        steps = bench_tier(tier, args.seed, root)
+        steps = bench_tier(tier, args.seed, root, keep=args.keep)
         section = render(tier, steps, f"python bench/foundation.py --tiers {tier}")
         write_section(f"foundation-{tier}", section)
         print(section, file=sys.stderr)
