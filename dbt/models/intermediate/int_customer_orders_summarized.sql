@@ -43,7 +43,7 @@ final as (
         min(order_date) as first_order_date,
         max(order_date) as last_order_date,
         count(*) as orders,
-        sum(order_value) as order_value,
+        {{ round_to('sum(order_value)') }} as order_value,
         cast(sum(units) as bigint) as units,
         cast(sum(promo_units) as bigint) as promo_units,
         cast(sum(case when channel = 'app' then 1 else 0 end) as bigint) as app_orders,

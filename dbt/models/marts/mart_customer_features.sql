@@ -58,7 +58,7 @@ order_totals as (
         customer_id,
         max(order_date) as last_order_date,
         count(*) as orders,
-        sum(order_value) as order_value,
+        {{ round_to('sum(order_value)') }} as order_value,
         cast(sum(units) as bigint) as units,
         cast(sum(promo_units) as bigint) as promo_units,
         cast(sum(case when channel = 'app' then 1 else 0 end) as bigint) as app_orders
@@ -104,7 +104,7 @@ return_summary as (
         customer_id,
         count(*) as returns,
         cast(sum(quantity) as bigint) as returned_units,
-        sum(refund_amount) as refunded_amount
+        {{ round_to('sum(refund_amount)') }} as refunded_amount
     from returns
     group by customer_id
 

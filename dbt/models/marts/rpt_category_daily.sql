@@ -46,7 +46,7 @@ sales_by_category as (
         cast(sum(sku_days.units) as bigint) as units,
         count(*) as active_skus,
         sum(case when sku_days.stockout then 1 else 0 end) as stockout_skus,
-        sum(sku_days.lost_units) as lost_units
+        {{ round_to('sum(sku_days.lost_units)', 4) }} as lost_units
     from sku_days
     inner join products
         on sku_days.sku_id = products.sku_id

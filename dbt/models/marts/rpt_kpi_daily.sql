@@ -56,7 +56,7 @@ sales_by_day as (
         cast(sum(units) as bigint) as units,
         count(*) as active_skus,
         sum(case when stockout then 1 else 0 end) as stockout_skus,
-        sum(lost_units) as lost_units
+        {{ round_to('sum(lost_units)', 4) }} as lost_units
     from sku_days
     group by date
 
@@ -76,8 +76,8 @@ inventory_by_day as (
 
     select
         date,
-        sum(inventory_value) as inventory_value,
-        sum(cogs) as cogs
+        {{ round_to('sum(inventory_value)') }} as inventory_value,
+        {{ round_to('sum(cogs)') }} as cogs
     from inventory
     group by date
 
@@ -145,7 +145,7 @@ final as (
         cast(stockout_skus as double precision) / nullif(active_skus, 0) as stockout_rate,
         lost_units,
         cast(units as double precision) / nullif(units + lost_units, 0) as fill_rate,
-        {{ round_to('inventory_value') }} as inventory_value,
+        inventory_value,
         cogs_trailing * (365.0 / {{ trailing_days }}) / nullif(inventory_value_trailing_mean, 0)
             as inventory_turnover,
         cast(returned_units_trailing as double precision) / nullif(units_trailing, 0) as return_rate,
