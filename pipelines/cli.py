@@ -187,7 +187,9 @@ def replay(
         )
     except (ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc), 2) from exc
-    out.print(f"replayed {sum(rows.values()):,} rows in {len(rows)} tables -> {target}")
+    empty = sorted(name for name, n in rows.items() if n == 0)
+    note = f" (no rows, so no file: {', '.join(empty)})" if empty else ""
+    out.print(f"replayed {sum(rows.values()):,} rows in {len(rows) - len(empty)} tables -> {target}{note}")
 
 
 validate_app = typer.Typer(no_args_is_help=True, help="Great Expectations gates.")

@@ -28,7 +28,10 @@ AS_OF_COLUMNS = {"customers": "signup_date"}
 def replay_batch(source: Path, out_dir: Path, end: dt.date, start: dt.date | None = None) -> dict[str, int]:
     """Write the contract files for business dates ``start..end`` (all history when start is None).
 
-    Returns rows written per table. The folder is replaced atomically.
+    Returns rows written per table. A table with no rows in the window gets no file: the contract
+    wants at least one row in every file and lets a batch hold any subset of the tables (on the
+    tiny tier some days have no promotions or tickets, and landing rejected the header-only files).
+    The folder is replaced atomically.
     """
     if start is not None and start > end:
         raise ValueError(f"replay window is empty: start {start} is after end {end}")
@@ -41,8 +44,11 @@ def replay_batch(source: Path, out_dir: Path, end: dt.date, start: dt.date | Non
     try:
         for name, path in files.items():
             frame = _window(pl.scan_parquet(path), name, start, end)
-            frame.sink_parquet(tmp / f"{name}.parquet")
-            rows[name] = pl.scan_parquet(tmp / f"{name}.parquet").select(pl.len()).collect().item()
+            target = tmp / f"{name}.parquet"
+            frame.sink_parquet(target)
+            rows[name] = pl.scan_parquet(target).select(pl.len()).collect().item()
+            if rows[name] == 0:
+                target.unlink()
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.rename(tmp, out_dir)

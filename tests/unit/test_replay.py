@@ -51,3 +51,18 @@ def test_an_empty_window_or_source_is_refused(tiny_world: Path, tmp_path: Path) 
         )
     with pytest.raises(FileNotFoundError, match="ecom generate"):
         replay_batch(tmp_path, tmp_path / "x", end=dt.date(2024, 2, 1))
+
+
+def test_a_table_without_rows_that_day_is_left_out_of_the_batch(tiny_world: Path, tmp_path: Path) -> None:
+    source = tiny_world / "data" / "generated"
+    promo_days = set(pl.read_parquet(source / "promotions.parquet")["start_date"].to_list())
+    quiet = next(
+        dt.date(2024, 12, 31) - dt.timedelta(days=i)
+        for i in range(366)
+        if dt.date(2024, 12, 31) - dt.timedelta(days=i) not in promo_days
+    )
+    rows = replay_batch(source, tmp_path / "d", start=quiet, end=quiet)
+    assert rows["promotions"] == 0
+    # The contract wants at least one row per file; a batch may hold any subset of the tables.
+    assert not (tmp_path / "d" / "promotions.parquet").exists()
+    assert rows["daily_sales"] > 0 and (tmp_path / "d" / "daily_sales.parquet").exists()
