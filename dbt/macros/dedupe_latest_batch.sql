@@ -23,15 +23,11 @@
     cost each reader of stg_shop__daily_sales on the large tier a group-by over all 135 M rows and a
     compare of every row, about 1 s, paid by every model and test reading the view.
 
-    Where the base is also the newest batch and the older batches hold at least a tenth as many rows
-    (customers, products and warehouses land whole every day), those are older snapshots carrying
-    nearly every key, and ranking them all grew by a snapshot a day. Then the base rows win unless a
-    later landing carries their key, and an older row is ranked only where the base lacks its key
-    (a hash join against the base's keys).
-
-    Either form returns the same rows for any base and any batches, so a view built before later
-    landings (a new batch, or the base re-landed) is right, only slower. Parsing, unit tests and a
-    `landed` table that does not exist yet get the lookup as SQL (and the first form).
+    Any batch is a correct base, so a view built before later landings (a new batch, or the base
+    re-landed) is right, only slower. Parsing, unit tests and a `landed` table that does not exist
+    yet get the lookup as SQL. Master data (customers, products, warehouses) lands whole every day;
+    the loader keeps only each key's latest row of it (pipelines/quality/raw.py, drop_superseded_rows),
+    so its older batches hold only keys the newest lacks, and nothing here grows by a snapshot a day.
 -#}
 {% macro _largest_batch(relation) -%}
     {%- set batch = ['_batch_date', '_batch_id', '_loaded_at'] -%}
@@ -42,16 +38,10 @@
     limit 1
 {%- endmacro %}
 
-{#- `alias` holds the base batch (`base`: the batch's columns as SQL) or a batch landed after it. -#}
+{#- The row `alias` is from the base batch (`base`: the batch's columns as SQL). -#}
 {% macro _is_base(alias, base) -%}
     {{ alias }}._batch_date = {{ base._batch_date }} and {{ alias }}._batch_id = {{ base._batch_id }}
     and {{ alias }}._loaded_at = {{ base._loaded_at }}
-{%- endmacro %}
-
-{% macro _is_later(alias, base) -%}
-    ({{ alias }}._batch_date > {{ base._batch_date }} or ({{ alias }}._batch_date = {{ base._batch_date }}
-    and ({{ alias }}._loaded_at > {{ base._loaded_at }} or ({{ alias }}._loaded_at = {{ base._loaded_at }}
-    and {{ alias }}._batch_id > {{ base._batch_id }}))))
 {%- endmacro %}
 
 {% macro dedupe_latest_batch(relation, key_columns, landed) %}
@@ -66,9 +56,7 @@
     {%- set lookup = none -%}
     {%- if execute and model.resource_type == 'model' and load_relation(landed) is not none -%}
         {%- set found = run_query(
-            'select cast(_batch_date as varchar), _batch_id, cast(_loaded_at as varchar), '
-            ~ 'row_number() over (order by ' ~ order ~ ') = 1 as is_latest, count(*) as base_rows, '
-            ~ 'sum(count(*)) over () as all_rows from ' ~ landed
+            'select cast(_batch_date as varchar), _batch_id, cast(_loaded_at as varchar) from ' ~ landed
             ~ ' group by ' ~ batch | join(', ')
             ~ ' order by count(*) desc, ' ~ batch | join(' desc, ') ~ ' desc limit 1'
         ).rows -%}
@@ -82,15 +70,6 @@
         {%- endif -%}
     {%- endif -%}
     {%- set with_base = '' if lookup else 'cross join base_batch' -%}
-    {#- The snapshot form builds a hash table of the base's keys for every read, which only pays when
-        the older batches are a sizeable share: a single history batch (a full build) is also the
-        newest, and reading it that way cost the large tier's full build 180 s more. -#}
-    {%- set snapshot_form = false -%}
-    {%- set passes_join, ranked_join = '', '' -%}
-    {%- if lookup -%}
-        {%- set is_latest, base_rows, all_rows = lookup[3], lookup[4], lookup[5] -%}
-        {%- set snapshot_form = is_latest and (all_rows - base_rows) * 10 >= base_rows -%}
-    {%- endif -%}
     with
 
     {% if not lookup -%}
@@ -102,30 +81,6 @@
     ),
 
     {% endif -%}
-    {%- if snapshot_form %}
-    {#- The snapshot form (see the top): base rows win unless a later landing carries the key; an
-        older row counts only where the base lacks its key. -#}
-    later_keys as (
-
-        select distinct {{ key_columns | join(', ') }}
-        from {{ relation }} as src
-        where {{ _is_later('src', base) }}
-
-    )
-    {%- set passes -%}
-        {{ _is_base('src', base) }}
-        and not exists (select 1 from later_keys as other where {{ key_match }})
-    {%- endset -%}
-    {%- set ranked -%}
-        {{ _is_later('src', base) }}
-        or (
-            not ({{ _is_base('src', base) }})
-            and not exists (
-                select 1 from {{ relation }} as other where {{ _is_base('other', base) }} and {{ key_match }}
-            )
-        )
-    {%- endset -%}
-    {%- else %}
     repeated_keys as not materialized (
 
         -- every key some other batch carries: only these can repeat
@@ -141,16 +96,11 @@
         one day of stg_shop__daily_sales on the large tier: 0.34 s -> 0.11 s; a whole scan is not
         slower. The keys are distinct, so the inner join adds no rows; a key column of `other` is
         null exactly where no key matched. -#}
-    {%- set passes_join = 'left join repeated_keys as other on ' ~ key_match -%}
-    {%- set passes = 'other.' ~ key_columns[0] ~ ' is null' -%}
-    {%- set ranked_join = 'inner join repeated_keys as other on ' ~ key_match -%}
-    {%- set ranked = 'true' -%}
-    {%- endif %}
 
     select src.*, 1 as _dedupe_rank
     from {{ relation }} as src
-    {{ passes_join }}
-    where {{ passes }}
+    left join repeated_keys as other on {{ key_match }}
+    where other.{{ key_columns[0] }} is null
 
     union all
 
@@ -161,8 +111,7 @@
             row_number() over (partition by src.{{ key_columns | join(', src.') }} order by src.{{ order | replace(', ', ', src.') }})
                 as _dedupe_rank
         from {{ relation }} as src
-        {{ ranked_join }}
-        where {{ ranked }}
+        inner join repeated_keys as other on {{ key_match }}
     ) as ranked
     where _dedupe_rank = 1
 {% endmacro %}

@@ -224,30 +224,47 @@ def test_duplicate_rows_in_a_batch_are_blocked_at_landing(
     assert _snapshot(settings) == before
 
 
-def test_across_batches_raw_keeps_each_batch_and_the_later_one_wins(tiny_world: Path, tmp_path: Path) -> None:
+def test_master_data_keeps_each_keys_latest_row_whatever_order_batches_land_in(
+    tiny_world: Path, tmp_path: Path
+) -> None:
     settings = _settings(tmp_path)
     first, second = tmp_path / "b1", tmp_path / "b2"
     for folder in (first, second):
         folder.mkdir()
         for name in ("warehouses", "products"):
             shutil.copy(tiny_world / "data" / "generated" / f"{name}.parquet", folder / f"{name}.parquet")
-    products = pl.read_parquet(second / "products.parquet")
-    products.with_columns(pl.col("list_price") * 2).write_parquet(second / "products.parquet")
+    products = pl.read_parquet(first / "products.parquet")
+    dropped = int(products["sku_id"][0])
+    # The later batch doubles every price and no longer carries one SKU.
+    later_products = products.filter(pl.col("sku_id") != dropped).with_columns(pl.col("list_price") * 2)
+    later_products.write_parquet(second / "products.parquet")
     land_batch(str(first), settings, DAY)
     validate_raw(settings, DAY)
     land_batch(str(second), settings, DAY + dt.timedelta(days=1))
     later = validate_raw(settings, DAY + dt.timedelta(days=1))
-    assert later.loaded == {"warehouses": 2, "products": products.height}
-    # Both versions are kept, one per batch date; staging keeps the latest _batch_date per key.
-    assert _query(settings, "select count(distinct _batch_date), count(*) from raw.products") == [
-        (2, 2 * products.height)
+    assert later.loaded == {"warehouses": 2, "products": later_products.height}
+
+    def rows_per_batch() -> list[tuple]:
+        return _query(
+            settings,
+            "select _batch_date, count(*), sum(list_price) from raw.products group by all order by all",
+        )
+
+    # A key the later batch carries keeps only its later row; the dropped SKU keeps its first one.
+    first_price = products.filter(pl.col("sku_id") == dropped)["list_price"].sum()
+    expected = [
+        (DAY, 1, pytest.approx(first_price)),
+        (
+            DAY + dt.timedelta(days=1),
+            later_products.height,
+            pytest.approx(later_products["list_price"].sum()),
+        ),
     ]
-    latest = _query(
-        settings,
-        "select sum(list_price) from (select * from raw.products "
-        "qualify row_number() over (partition by sku_id order by _batch_date desc) = 1)",
-    )
-    assert latest[0][0] == pytest.approx(2 * products["list_price"].sum())
+    assert rows_per_batch() == expected
+    assert _query(settings, "select count(*) from raw.warehouses") == [(2,)]
+    # Re-validating the earlier date (a backfill) lands its rows again, and the later batch still wins.
+    validate_raw(settings, DAY)
+    assert rows_per_batch() == expected
 
 
 # --- bad input: quarantine and warn (one batch holding several row-level defects) ---------------

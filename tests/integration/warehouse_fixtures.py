@@ -19,6 +19,7 @@ from typing import Any
 
 from pipelines.config import TELEMETRY_OFF
 from pipelines.data.contract import TABLES
+from pipelines.quality.raw import drop_superseded_rows
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT = Path(sys.executable).parent / "dbt"
@@ -41,7 +42,8 @@ def load_raw(con: Any, folder: Path, batch_date: dt.date, batch_id: str) -> dict
     """Land every ``<table>.parquet`` in ``folder`` into ``raw.<table>`` as batch ``batch_date``.
 
     Adds ``_batch_date``, ``_batch_id`` and ``_loaded_at`` (UTC now); rows already landed for the same
-    batch date are replaced, other batches are kept. Returns rows landed per table.
+    batch date are replaced, other batches are kept, except master-data rows a later batch supersedes
+    (as the loader does). Returns rows landed per table.
     """
     con.execute("create schema if not exists raw")
     landed = {}
@@ -56,6 +58,8 @@ def load_raw(con: Any, folder: Path, batch_date: dt.date, batch_id: str) -> dict
         con.execute(f"create table if not exists raw.{name} as {select} limit 0")
         con.execute(f"delete from raw.{name} where _batch_date = date '{batch_date.isoformat()}'")
         con.execute(f"insert into raw.{name} by name {select}")
+        if TABLES[name].date_column is None:
+            drop_superseded_rows(con, TABLES[name])
         landed[name] = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
     return landed
 
