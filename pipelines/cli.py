@@ -113,7 +113,8 @@ def _land(settings: Settings, source: str, batch_date: dt.date) -> None:
 @app.command()
 def land(
     source: Annotated[
-        str | None, typer.Option(help="Folder or s3://bucket/prefix (default: params.yaml)")
+        str | None,
+        typer.Option(help="Folder or s3://bucket/prefix; {date} is the batch date (default: params.yaml)"),
     ] = None,
     date: Annotated[
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Batch date (default: today, UTC)")
@@ -135,13 +136,14 @@ def land(
         raise _fail("give either --date or --date-from-data", 2)
     day = date.date() if date else dt.datetime.now(dt.UTC).date()
     if date_from_data:
-        if source.startswith("s3://"):
-            raise _fail("--date-from-data reads a local folder; give --date for an S3 batch", 2)
+        if source.startswith("s3://") or "{date}" in source:
+            raise _fail("--date-from-data reads one local folder; give --date for this source", 2)
         try:
             day = last_sales_date(s.resolve(source))
         except LandingError as exc:
             raise _fail(str(exc), 2) from exc
-    _land(s, source, day)
+    # As in the DAG's land task: a source such as data/incoming/{date} names each day's folder.
+    _land(s, source.replace("{date}", day.isoformat()), day)
 
 
 @app.command()

@@ -35,6 +35,17 @@ def test_generate_then_land_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in partition.iterdir()} == before
 
 
+def test_land_reads_the_batch_dates_folder_where_the_source_says_date(tmp_path: Path) -> None:
+    assert _ecom(tmp_path, "generate", "--scale", "tiny", "--seed", "5").returncode == 0
+    assert _ecom(tmp_path, "replay", "--date", "2024-12-30", "--since", "2024-12-30").returncode == 0
+    source = {"ECOM_LAND__SOURCE": "data/incoming/{date}"}
+    result = _ecom(tmp_path, "land", "--date", "2024-12-30", **source)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "raw" / "dt=2024-12-30" / "_manifest.json").is_file()
+    refused = _ecom(tmp_path, "land", "--date-from-data", **source)
+    assert refused.returncode == 2 and "give --date" in refused.stderr
+
+
 def test_two_homes_do_not_touch_each_other(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert _ecom(a, "generate", "--scale", "tiny").returncode == 0
