@@ -825,8 +825,7 @@ def _load(run: _Run, order: list[str]) -> dict[str, int]:
                 )
                 values.append(name)
             loaded[name] = int(con.execute(insert, values).fetchall()[0][0])
-            if table.date_column is None:
-                drop_superseded_rows(con, table)
+            drop_superseded_rows(con, table)
         con.execute("delete from quarantine.rejected_rows where batch_date = ?", [run.batch_date])
         con.execute(f"insert into quarantine.rejected_rows select * from {_TEMP_REJECTED}")
         insert_validation_results(
@@ -852,8 +851,10 @@ def drop_superseded_rows(con: Any, table: Table) -> None:
     marts' row floors) grew by a snapshot a day. Each key keeps its latest row, the one staging
     picks, so what staging and the gates see does not change, with one exception: a re-landed older
     batch that drops a key no later batch carries loses the key instead of falling back to an even
-    older row. The landed partitions still hold every batch's files.
+    older row. The landed partitions still hold every batch's files. Dated tables keep every batch.
     """
+    if table.date_column is not None:
+        return
     name, key = quote(table.name), ", ".join(quote(k) for k in table.key)
     con.execute(
         f"delete from raw.{name} where rowid in (select rowid from (select rowid, row_number() over "

@@ -58,8 +58,7 @@ def load_raw(con: Any, folder: Path, batch_date: dt.date, batch_id: str) -> dict
         con.execute(f"create table if not exists raw.{name} as {select} limit 0")
         con.execute(f"delete from raw.{name} where _batch_date = date '{batch_date.isoformat()}'")
         con.execute(f"insert into raw.{name} by name {select}")
-        if TABLES[name].date_column is None:
-            drop_superseded_rows(con, TABLES[name])
+        drop_superseded_rows(con, TABLES[name])
         landed[name] = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
     return landed
 
