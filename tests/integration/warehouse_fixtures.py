@@ -143,11 +143,14 @@ def run_dbt(
     run_date: dt.date | None = None,
     dbt_vars: dict[str, str] | None = None,
     check: bool = True,
+    target: str = "duckdb",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a dbt command on the project against the warehouse under ``home``.
+    """Run a dbt command on the project against the warehouse under ``home`` (or ``target``).
 
     A subprocess, not ``dbtRunner``: DuckDB allows one writer per file per process and dbt keeps
-    its connection open. Artifacts and logs go under ``home/dbt`` so parallel runs never share them.
+    its connection open. Artifacts and logs go under ``home/dbt`` so parallel runs never share them;
+    ``env`` adds to the environment (the ``postgres`` target's connection).
     """
     command = [
         str(DBT),
@@ -157,7 +160,7 @@ def run_dbt(
         "--profiles-dir",
         str(DBT_DIR),
         "--target",
-        "duckdb",
+        target,
         "--target-path",
         str(home / "dbt" / "target"),
         "--log-path",
@@ -167,7 +170,12 @@ def run_dbt(
     if all_vars:
         command += ["--vars", json.dumps(all_vars)]
     result = subprocess.run(
-        command, cwd=DBT_DIR, env=dbt_env(home), capture_output=True, text=True, check=False
+        command,
+        cwd=DBT_DIR,
+        env={**dbt_env(home), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-20000:]}")
