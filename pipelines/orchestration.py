@@ -114,7 +114,11 @@ def run_dag(
         detail = ", ".join(f"{t}={states[t]}" for t in failed) or f"exit code {proc.returncode}"
         raise DagRunError(f"DAG {dag_id} for {logical_date} failed ({detail}); see {log}")
     seconds = time.perf_counter() - started
-    say(f"DAG {dag_id} for {logical_date}: {finished} tasks succeeded in {seconds:.0f}s")
+    slowest = sorted(task_seconds(proc.stdout).items(), key=lambda kv: -kv[1])[:3]
+    say(
+        f"DAG {dag_id} for {logical_date}: {finished} tasks succeeded in {seconds:.0f}s"
+        + (f" (slowest: {', '.join(f'{t} {s:.0f}s' for t, s in slowest)})" if slowest else "")
+    )
     return log
 
 
@@ -124,6 +128,22 @@ def succeeded_tasks(log_text: str, dag_id: str) -> int | None:
     if outcome is None or outcome.group(1) != "success":
         return None
     return len(set(re.findall(r"\[DAG TEST\] end task task_id=(\S+)", log_text)))
+
+
+_TASK_EVENT = re.compile(r"^(\S+) .*\[DAG TEST\] (starting|end task) task_id=(\S+)", re.MULTILINE)
+
+
+def task_seconds(log_text: str) -> dict[str, float]:
+    """Wall seconds of each task an `airflow dags test` log ran, in the order the tasks finished."""
+    started: dict[str, dt.datetime] = {}
+    seconds: dict[str, float] = {}
+    for stamp, event, task in _TASK_EVENT.findall(log_text):
+        at = dt.datetime.fromisoformat(stamp)
+        if event == "starting":
+            started[task] = at
+        elif task in started:
+            seconds[task] = (at - started.pop(task)).total_seconds()
+    return seconds
 
 
 def task_states(settings: Settings, dag_id: str, logical_date: dt.date) -> dict[str, str]:

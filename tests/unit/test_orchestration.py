@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.orchestration import succeeded_tasks
+from pipelines.orchestration import succeeded_tasks, task_seconds
 
 _TASK = "2026-11-27T09:00:3{i}.0Z [info     ] [DAG TEST] end task task_id={task} map_index=-1 [airflow]"
 _FINISHED = (
@@ -31,3 +31,22 @@ def test_a_failed_run_or_a_log_without_an_outcome_is_not_a_success() -> None:
 
 def test_another_dags_outcome_does_not_count() -> None:
     assert succeeded_tasks(_log("land", dag="foundation_backfill"), "foundation") is None
+
+
+def test_task_seconds_pairs_each_tasks_start_with_its_end() -> None:
+    def line(at: str, event: str, task: str) -> str:
+        return f"2026-11-27T09:{at}Z [info     ] [DAG TEST] {event} task_id={task} map_index=-1 [airflow]"
+
+    log = "\n".join(
+        [
+            line("00:01.5", "starting", "land"),
+            "09:00:02  dbt output between the task lines",
+            line("00:09.0", "end task", "land"),
+            line("00:09.2", "starting", "dbt.dbt_producer_watcher"),
+            line("01:10.2", "end task", "dbt.dbt_producer_watcher"),
+            # a task that never ended (the run was killed) has no time
+            line("01:11.0", "starting", "publish"),
+        ]
+    )
+    assert task_seconds(log) == {"land": 7.5, "dbt.dbt_producer_watcher": 61.0}
+    assert task_seconds("") == {}
