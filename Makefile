@@ -53,6 +53,7 @@ mlflow-ui: setup
 bench: setup
 	$(BIN)/python bench/generate.py --tiers small large
 	$(BIN)/python bench/foundation.py --tiers small large
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/forecast.py --tiers small
 
 # Regenerate the lock from the current venv after changing pyproject.toml.
