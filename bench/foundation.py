@@ -121,9 +121,9 @@ def bench_tier(tier: str, seed: int, root: Path, keep: bool = False) -> list[Ste
     def step(name: str, args: list[str]) -> None:
         print(f"[{tier}] {name} ...", file=sys.stderr, flush=True)
         timed = run_measured(args, env)
-        # a DAG step's Airflow log, the newest under the home (`ecom dag` writes one per run)
-        logs = sorted((home / "airflow" / "runs").glob("*.log"), key=lambda p: p.stat().st_mtime)
-        log = logs[-1].read_text() if args[1] == "dag" and logs else ""
+        log = ""
+        if args[1] == "dag":  # its Airflow log: the newest under the home (`ecom dag` writes one per run)
+            log = max((home / "airflow" / "runs").glob("*.log"), key=lambda p: p.stat().st_mtime).read_text()
         steps.append(Step(tier, name, timed.seconds, timed.peak_gib, log))
         print(
             f"[{tier}] {name}: {timed.seconds:.1f} s, peak {timed.peak_gib:.2f} GiB",

@@ -27,11 +27,16 @@ from pipelines.config import TELEMETRY_OFF
 
 BIN = Path(sys.executable).parent
 REPEATS = 3
-IMPORTS = {
-    "Python itself (baseline)": "pass",
-    "import polars and duckdb": "import polars, duckdb",
-    "import great_expectations (validate_raw, validate_marts)": "import great_expectations",
-    "import dbt's runner (each dbt invocation)": "from dbt.cli.main import dbtRunner",
+PROBES = {
+    "Python itself (baseline)": [sys.executable, "-c", "pass"],
+    "import polars and duckdb": [sys.executable, "-c", "import polars, duckdb"],
+    "import great_expectations (validate_raw, validate_marts)": [
+        sys.executable,
+        "-c",
+        "import great_expectations",
+    ],
+    "import dbt's runner (each dbt invocation)": [sys.executable, "-c", "from dbt.cli.main import dbtRunner"],
+    "`airflow version` (the CLI's start)": [str(BIN / "airflow"), "version"],
 }
 # Runs in the child: the in-process execution API's three phases, as JSON seconds.
 _API_CHILD = """
@@ -60,17 +65,10 @@ def _wall(args: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def measure(env: dict[str, str]) -> list[tuple[str, float]]:
     """(probe, median seconds) for each import, the `airflow` CLI and the execution API's phases."""
-    rows = []
-    for name, code in IMPORTS.items():
-        rows.append(
-            (name, statistics.median(_wall([sys.executable, "-c", code], env)[0] for _ in range(REPEATS)))
-        )
-    rows.append(
-        (
-            "`airflow version` (the CLI's start)",
-            statistics.median(_wall([str(BIN / "airflow"), "version"], env)[0] for _ in range(REPEATS)),
-        )
-    )
+    rows = [
+        (name, statistics.median(_wall(args, env)[0] for _ in range(REPEATS)))
+        for name, args in PROBES.items()
+    ]
     phases = [
         json.loads(_wall([sys.executable, "-c", _API_CHILD], env)[1].strip().splitlines()[-1])
         for _ in range(REPEATS)
