@@ -1,8 +1,11 @@
 """One typed configuration for the CLI, DVC and Airflow.
 
 Values come from ``params.yaml`` (grouped per stage), then environment variables
-``ECOM_<SECTION>__<KEY>`` override single values (``ECOM_GENERATE__SEED=7``). Secrets are
-never read from the file: S3 credentials come from the usual ``AWS_*`` variables.
+``ECOM_<SECTION>__<KEY>`` override single values (``ECOM_GENERATE__SEED=7``; a list as JSON or
+comma-separated, ``ECOM_FORECAST__HIDDEN_SIZES=32,16``; ``null`` unsets an optional value). Secrets
+are never read from the file: S3 credentials come from the usual ``AWS_*`` variables.
+
+Load the settings once where a run starts (a CLI command, a DAG task) and pass them down.
 
 Every path the system writes derives from one root, ``ECOM_HOME`` (default: the repo root).
 Importing this module has no side effects.
@@ -11,16 +14,22 @@ Importing this module has no side effects.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
+import types
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "ECOM_"
+# Older names still read, for the new name's value when that is not set. The dbt profile reads
+# ECOM_DUCKDB_MEMORY_LIMIT itself; `ecom` passes it warehouse.memory_limit (pipelines/transform.py).
+LEGACY_ENV = {"ECOM_DUCKDB_MEMORY_LIMIT": "ECOM_WAREHOUSE__MEMORY_LIMIT"}
 
 Scale = Literal["tiny", "small", "medium", "large"]
 Stage = Literal["foundation", "core", "innovation"]
@@ -88,9 +97,8 @@ class ForecastParams(_Section):
     lookback: int = Field(56, ge=7)  # periods of history the network sees
     hidden_sizes: tuple[int, int] = (64, 32)  # the source's two-layer LSTM
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    # The training budget. An LSTM fit costs about (epochs x max_train_windows) / 2,500 seconds on
-    # one CPU core, whatever the tier (batch size barely changes the rate), so these two set the
-    # time of every fit; see docs/forecasting.md, "Training budget".
+    # The training budget: epochs x max_train_windows sets the cost of every LSTM fit, whatever the
+    # tier (batch size barely changes it); see docs/forecasting.md, "Training budget".
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(256, ge=1)
     learning_rate: float = Field(4e-3, gt=0)
@@ -101,15 +109,17 @@ class ForecastParams(_Section):
     backtest_epochs: int | None = Field(None, ge=1)
     backtest_max_train_windows: int | None = Field(None, ge=1_000)
     # The XGBoost baseline, fitted once per fold: sampled training rows, boosting rounds, threads
-    # (1: OpenMP threads spin-waiting for a busy core made fits up to 5x slower than one thread).
+    # (1: on a machine shared with other jobs, OpenMP threads spin-wait for busy cores and a second
+    # thread slows a fit down instead of speeding it up).
     xgboost_max_rows: int = Field(100_000, ge=1_000)
     xgboost_rounds: int = Field(200, ge=1)
     xgboost_threads: int = Field(1, ge=1)
-    # Torch threads for batch scoring. One by default for the same reason: 20k SKUs took 5.7-6.7 s
-    # with 1 thread and 8.2-10.1 s with 2 while another job ran on the 2 cores.
+    # Torch threads for batch scoring; one by default for the same reason.
     score_threads: int = Field(1, ge=1)
     seed: int = 42
     train_weekday: int = Field(0, ge=0, le=6)  # scheduled runs retrain on this weekday (0 = Monday)
+    # SKUs with units in this many days up to the run date are scored.
+    active_days: int = Field(56, ge=1)
 
     def for_backtest(self) -> ForecastParams:
         """These parameters with the backtest's LSTM budget in place of the final fit's."""
@@ -126,6 +136,52 @@ class ReplenishmentParams(_Section):
     review_period_days: int = Field(7, ge=1)
     traditional_moving_average_days: int = Field(28, ge=7)
     traditional_safety_days: float = Field(7.0, ge=0)
+    # Lead time of a SKU with no receipts and no product lead time.
+    lead_time_fallback_days: float = Field(7.0, gt=0)
+
+
+class QualityParams(_Section):
+    """Thresholds of the raw gates (suite parameters supplied at run time) and the sales channels."""
+
+    # The sales channels: the value set of every channel column, raw and marts.
+    channels: tuple[str, ...] = Field(("app", "web"), min_length=1)
+    # More than this share of a table's rows quarantined blocks the partition.
+    max_quarantine_rate: float = Field(0.05, ge=0, le=1)
+    # A day with daily_sales rows for less than this share of the launched SKU x channel grid blocks
+    # the partition.
+    min_grid_coverage: float = Field(0.95, ge=0, le=1)
+    # A daily-grain table whose latest date is more days before the batch date is stale (warn).
+    max_days_behind: int = Field(2, ge=0)
+    # Tables larger than this are validated in slices of this many consecutive rows; the sales
+    # reconciliation goes in SKU ranges of about this many rows. Bounds memory, not the result.
+    max_rows_per_chunk: int = Field(2_000_000, ge=1)
+
+
+class WarehouseParams(_Section):
+    # DuckDB's memory cap, for dbt (the profile reads it as ECOM_DUCKDB_MEMORY_LIMIT) and for every
+    # connection of ours; past it DuckDB spills to data/warehouse.duckdb.tmp. DuckDB's own default,
+    # 80% of RAM, lets one big query take the machine.
+    memory_limit: str = "8GB"
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        # Checked here because it goes into a SET statement and the dbt profile as it is.
+        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|bytes)", value.strip(), re.IGNORECASE):
+            raise ValueError(f"expected a size such as 8GB or 512MiB, got {value!r}")
+        return value.strip()
+
+
+class DbtParams(_Section):
+    # The dbt executable; None: the one installed beside the Python that runs ecom or Airflow.
+    executable: str | None = None
+
+
+class AirflowParams(_Section):
+    # Retries of every DAG task. `ecom dag` and `ecom run` set ECOM_AIRFLOW__TASK_RETRIES=0 unless
+    # it is set already, so a one-off run fails fast instead of waiting to retry.
+    task_retries: int = Field(2, ge=0)
+    retry_delay_minutes: float = Field(2.0, ge=0)
 
 
 class Settings(_Section):
@@ -137,6 +193,10 @@ class Settings(_Section):
     mlflow: MlflowParams = MlflowParams()
     forecast: ForecastParams = ForecastParams()
     replenishment: ReplenishmentParams = ReplenishmentParams()
+    quality: QualityParams = QualityParams()
+    warehouse: WarehouseParams = WarehouseParams()
+    dbt: DbtParams = DbtParams()
+    airflow: AirflowParams = AirflowParams()
 
     @cached_property
     def data_dir(self) -> Path:
@@ -192,18 +252,75 @@ def _params_file(home: Path, environ: dict[str, str]) -> Path | None:
     return None
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for key, value in environ.items():
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, tuple[str, str]]]:
+    """``{section: {key: (variable, value)}}`` of the ``ECOM_<SECTION>__<KEY>`` variables.
+
+    Hand-written rather than pydantic-settings' nested environment support, which reads only
+    ``os.environ`` (tests pass a mapping), silently ignores an unknown section, takes lists only as
+    JSON and names the field, not the variable, when a value does not parse.
+    """
+    named = {key: (key, value) for key, value in environ.items()}
+    for old, new in LEGACY_ENV.items():
+        if old in environ and new not in environ:
+            named[new] = (old, environ[old])
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for key, (variable, value) in named.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         section, _, field = key[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[field] = value
+        out.setdefault(section, {})[field] = (variable, value)
     return out
 
 
+def _field_type(section: str, field: str) -> Any:
+    """The annotation of ``<section>.<field>``, or None for a key the section does not have."""
+    info = Settings.model_fields[section].annotation.model_fields.get(field)  # type: ignore[union-attr]
+    return None if info is None else info.annotation
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The types of a union (``int | None`` -> int, NoneType), or the type itself."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _env_value(annotation: Any, variable: str, value: str) -> Any:
+    """An environment string as the field wants it: a list for a tuple or list field, None for null."""
+    members = _members(annotation)
+    text = value.strip()
+    if type(None) in members and text.lower() in {"", "null", "none"}:
+        return None
+    if not any(get_origin(m) in (tuple, list) or m in (tuple, list) for m in members):
+        return value
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{variable}={value!r} is not a JSON list ({exc.msg}); write e.g. [32, 16] or 32,16"
+            ) from exc
+    return [part.strip() for part in text.split(",")] if text else []
+
+
+def _invalid(exc: ValidationError, origins: dict[tuple[str, str], str], path: Path | None) -> ConfigError:
+    """A ConfigError with a line per problem, naming the variable or file each bad value came from."""
+    lines = []
+    for error in exc.errors():
+        loc = error["loc"]
+        origin = origins.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+        where = origin or (f"from {path}" if path else "default")
+        lines.append(f"  {'.'.join(str(p) for p in loc)} ({where}): {error['msg']}")
+    return ConfigError("invalid configuration:\n" + "\n".join(lines))
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Read params.yaml and environment overrides into a validated Settings."""
+    """Read params.yaml and environment overrides into a validated Settings.
+
+    Raises:
+        ConfigError: The file or an override is invalid; the message names the key and the variable
+            or file it came from.
+    """
     environ = dict(os.environ if environ is None else environ)
     home = Path(environ.get("ECOM_HOME") or REPO_ROOT).expanduser().resolve()
     raw: dict[str, Any] = {}
@@ -216,17 +333,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if unknown:
             raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {sorted(Settings.model_fields)}")
         raw = {k: dict(v or {}) for k, v in loaded.items() if k != "home"}
+    origins: dict[tuple[str, str], str] = {}
     for section, values in _env_overrides(environ).items():
         if section not in Settings.model_fields or section == "home":
             raise ConfigError(
                 f"unknown configuration section in environment: {ENV_PREFIX}{section.upper()}__..."
             )
-        raw.setdefault(section, {}).update(values)
+        for field, (variable, value) in values.items():
+            raw.setdefault(section, {})[field] = _env_value(_field_type(section, field), variable, value)
+            origins[(section, field)] = f"from {variable}={value!r}"
     try:
         return Settings(home=home, **raw)
     except ValidationError as exc:
-        where = f" ({path})" if path else ""
-        raise ConfigError(f"invalid configuration{where}:\n{exc}") from exc
+        raise _invalid(exc, origins, path) from exc
 
 
 def disable_telemetry() -> None:

@@ -21,6 +21,8 @@ from pipelines.config import REPO_ROOT, TELEMETRY_OFF, Settings
 from pipelines.transform import DBT_PROJECT_DIR, run_dbt
 
 DAGS_DIR = REPO_ROOT / "dags"
+# The override of airflow.task_retries that `ecom dag` / `ecom run` set to 0 for their one-off runs.
+ONE_OFF_RETRIES_ENV = "ECOM_AIRFLOW__TASK_RETRIES"
 
 
 class DagRunError(RuntimeError):
@@ -103,12 +105,13 @@ def run_dag(
     log = logs / f"{dag_id}_{logical_date.isoformat()}_{int(time.time())}.log"
     say(f"running DAG {dag_id} for {logical_date} (log: {log})")
     started = time.perf_counter()
-    # A one-off run fails fast rather than sleeping through retry delays.
-    retries = {"ECOM_TASK_RETRIES": os.environ.get("ECOM_TASK_RETRIES", "0")}
+    # A one-off run fails fast rather than sleeping through retry delays (airflow.task_retries),
+    # unless the caller asked for retries through the environment.
+    retries = {ONE_OFF_RETRIES_ENV: os.environ.get(ONE_OFF_RETRIES_ENV, "0")}
     proc = _airflow(settings, "dags", "test", dag_id, logical_date.isoformat(), log=log, env=retries)
     finished = succeeded_tasks(proc.stdout, dag_id) if proc.returncode == 0 else None
     if finished is None:
-        # Only a run that did not finish cleanly pays for asking Airflow (two CLI calls, ~5 s).
+        # Only a run that did not finish cleanly pays for asking Airflow (two more CLI calls).
         states = task_states(settings, dag_id, logical_date)
         failed = sorted(t for t, s in states.items() if s not in {"success", "skipped"})
         detail = ", ".join(f"{t}={states[t]}" for t in failed) or f"exit code {proc.returncode}"

@@ -19,9 +19,11 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 DBT_PROFILE, DBT_TARGET = "ecom", "duckdb"
 # Read by the project's date_var('run_date') when no --vars sets it.
 RUN_DATE_ENV = "ECOM_RUN_DATE"
+# The DuckDB memory cap the profile (profiles.yml) reads; set from warehouse.memory_limit.
+MEMORY_LIMIT_ENV = "ECOM_DUCKDB_MEMORY_LIMIT"
 # Unit tests check the models' SQL on fixtures, not the data: CI runs them (`make test`), scheduled
-# runs skip them, as dbt advises for production (2 s of the large tier's build, 11 tests). The flag
-# for a dbt command line; the environment variable where one setting reaches several commands.
+# runs skip them, as dbt advises for production. The flag for a dbt command line; the environment
+# variable where one setting reaches several commands.
 SKIP_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 SKIP_UNIT_TESTS_ENV = {"DBT_ENGINE_EXCLUDE_RESOURCE_TYPES": "unit_test"}
 
@@ -30,14 +32,18 @@ class DbtError(RuntimeError):
     """A dbt command failed; the message carries dbt's own summary."""
 
 
-def dbt_executable() -> Path:
+def dbt_executable(settings: Settings) -> Path:
+    """``dbt.executable``, else the dbt installed beside this Python (the project venv's)."""
+    if settings.dbt.executable:
+        return Path(settings.dbt.executable).expanduser()
     return Path(sys.executable).parent / "dbt"
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment for dbt: warehouse and artifacts under ECOM_HOME, no telemetry."""
+    """Environment for dbt: warehouse and artifacts under ECOM_HOME, the memory cap, no telemetry."""
     return {
         "ECOM_HOME": str(settings.home),
+        MEMORY_LIMIT_ENV: settings.warehouse.memory_limit,
         "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
         "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
         **TELEMETRY_OFF,
@@ -52,7 +58,7 @@ def run_dbt(settings: Settings, command: list[str], run_date: dt.date, *, target
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     args = [
-        str(dbt_executable()),
+        str(dbt_executable(settings)),
         *command,
         "--project-dir",
         str(DBT_PROJECT_DIR),
