@@ -15,27 +15,27 @@ range with `airflow backfill create --dag-id foundation --from-date ... --to-dat
 
 from __future__ import annotations
 
-import os
-import sys
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
 from airflow.sdk import TriggerRule, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
-from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
-from pipelines.foundation import STAGING_MODELS
-from pipelines.transform import RUN_DATE_ENV, SKIP_UNIT_TESTS_ENV
+from pipelines.stages.common import DEFAULT_ARGS, PARSE_SETTINGS, PUBLISHED_MARTS, resolve_run
+from pipelines.stages.foundation import STAGING_MODELS
+from pipelines.transform import (
+    DBT_PROJECT_DIR,
+    MEMORY_LIMIT_ENV,
+    RUN_DATE_ENV,
+    SKIP_UNIT_TESTS_ENV,
+    dbt_executable,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-DBT_DIR = REPO / "dbt"
-# dbt is installed beside the interpreter that runs Airflow (the project venv).
-DBT_BIN = Path(os.environ.get("ECOM_DBT_EXECUTABLE", Path(sys.executable).parent / "dbt"))
-ECOM_HOME = os.environ.get("ECOM_HOME", str(REPO))
-MANIFEST = Path(ECOM_HOME) / "dbt" / "target" / "manifest.json"
+ECOM_HOME = str(PARSE_SETTINGS.home)
+MANIFEST = PARSE_SETTINGS.home / "dbt" / "target" / "manifest.json"
 # --no-write-json: each dbt invocation would rewrite manifest.json and run_results.json into its
-# throwaway copy of the project (about 0.3 s; Cosmos reads the dbtRunner result).
+# throwaway copy of the project (Cosmos reads the dbtRunner result instead).
 DBT_FLAGS = ["--no-write-json"]
 
 
@@ -50,42 +50,46 @@ DBT_FLAGS = ["--no-write-json"]
 )
 def foundation() -> None:
     @task
-    def land(ds: str | None = None) -> str:
-        from pipelines.foundation import land_interval
+    def land(**context: Any) -> str:
+        from pipelines.stages.foundation import land_interval
 
-        return land_interval(ds)
-
-    @task
-    def validate_raw(ds: str | None = None) -> dict:
-        from pipelines.foundation import validate_raw_interval
-
-        return validate_raw_interval(ds)
+        return land_interval(*resolve_run(context))
 
     @task
-    def dbt_staging(ds: str | None = None) -> str:
-        from pipelines.foundation import build_staging_interval
+    def validate_raw(**context: Any) -> dict:
+        from pipelines.stages.foundation import validate_raw_interval
 
-        return build_staging_interval(ds)
+        return validate_raw_interval(*resolve_run(context))
+
+    @task
+    def dbt_staging(**context: Any) -> str:
+        from pipelines.stages.foundation import build_staging_interval
+
+        return build_staging_interval(*resolve_run(context))
 
     dbt = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(
-            DBT_DIR,
+            DBT_PROJECT_DIR,
             # Written by `dbt parse` (ecom runs it before each DAG run); without it Cosmos runs `dbt ls`.
             manifest_path=MANIFEST if MANIFEST.is_file() else None,
             # The run date as an environment variable, not a dbt var: a changed var makes every dbt
             # invocation re-parse the whole project (macros/portable.sql, date_var).
-            env_vars={"ECOM_HOME": ECOM_HOME, RUN_DATE_ENV: "{{ ds }}", **SKIP_UNIT_TESTS_ENV},
+            env_vars={
+                "ECOM_HOME": ECOM_HOME,
+                MEMORY_LIMIT_ENV: PARSE_SETTINGS.warehouse.memory_limit,
+                RUN_DATE_ENV: "{{ ds }}",
+                **SKIP_UNIT_TESTS_ENV,
+            },
         ),
         profile_config=ProfileConfig(
-            profile_name="ecom", target_name="duckdb", profiles_yml_filepath=DBT_DIR / "profiles.yml"
+            profile_name="ecom", target_name="duckdb", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
         ),
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER,
             invocation_mode=InvocationMode.DBT_RUNNER,
             # One model at a time, as the per-model tasks ran: on 2 cores under one memory cap, two
-            # large models side by side spill and slow each other (large full build: fct_inventory_daily
-            # 57 s alone, 121 s beside int_lost_sales_estimated).
+            # large models side by side spill and slow each other (docs/benchmarks.md).
             setup_operator_args={"dbt_cmd_flags": [*DBT_FLAGS, "--threads", "1"]},
         ),
         render_config=RenderConfig(
@@ -95,7 +99,7 @@ def foundation() -> None:
             test_behavior=TestBehavior.AFTER_ALL,
             # Only used without a manifest, to run `dbt ls`.
             invocation_mode=InvocationMode.SUBPROCESS,
-            dbt_executable_path=DBT_BIN,
+            dbt_executable_path=dbt_executable(PARSE_SETTINGS),
         ),
         # No per-model Assets: they would announce unaudited build tables; consumers wait for the
         # one Asset `publish` emits. Skipping them also saves each dbt task their registration.
@@ -108,22 +112,23 @@ def foundation() -> None:
     )
 
     @task
-    def validate_marts(ds: str | None = None) -> dict:
-        from pipelines.foundation import validate_marts_interval
+    def validate_marts(**context: Any) -> dict:
+        from pipelines.stages.foundation import validate_marts_interval
 
-        return validate_marts_interval(ds)
+        return validate_marts_interval(*resolve_run(context))
 
     @task(outlets=[PUBLISHED_MARTS])
-    def publish(audit: dict) -> list[str]:
-        from pipelines.foundation import publish_audited
+    def publish(audit: dict, **context: Any) -> list[str]:
+        from pipelines.stages.foundation import publish_audited
 
-        return publish_audited(audit)
+        settings, _ = resolve_run(context)
+        return publish_audited(settings, audit)
 
     @task
-    def report(ds: str | None = None) -> str:
-        from pipelines.foundation import report_interval
+    def report(**context: Any) -> str:
+        from pipelines.stages.foundation import report_interval
 
-        return report_interval(ds)
+        return report_interval(*resolve_run(context))
 
     audit = validate_marts()
     land() >> validate_raw() >> dbt_staging() >> dbt >> audit

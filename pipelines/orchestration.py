@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pipelines.config import REPO_ROOT, TELEMETRY_OFF, Settings
@@ -105,10 +105,9 @@ def run_dag(
     log = logs / f"{dag_id}_{logical_date.isoformat()}_{int(time.time())}.log"
     say(f"running DAG {dag_id} for {logical_date} (log: {log})")
     started = time.perf_counter()
-    # A one-off run fails fast rather than sleeping through retry delays (airflow.task_retries),
-    # unless the caller asked for retries through the environment.
-    retries = {ONE_OFF_RETRIES_ENV: os.environ.get(ONE_OFF_RETRIES_ENV, "0")}
-    proc = _airflow(settings, "dags", "test", dag_id, logical_date.isoformat(), log=log, env=retries)
+    proc = _airflow(
+        settings, "dags", "test", dag_id, logical_date.isoformat(), log=log, env=one_off_env(os.environ)
+    )
     finished = succeeded_tasks(proc.stdout, dag_id) if proc.returncode == 0 else None
     if finished is None:
         # Only a run that did not finish cleanly pays for asking Airflow (two more CLI calls).
@@ -123,6 +122,14 @@ def run_dag(
         + (f" (slowest: {', '.join(f'{t} {s:.0f}s' for t, s in slowest)})" if slowest else "")
     )
     return log
+
+
+def one_off_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Overrides for a one-off DAG run: no task retries unless ``environ`` already sets them.
+
+    A run by hand fails fast rather than sleeping through retry delays (``airflow.task_retries``).
+    """
+    return {ONE_OFF_RETRIES_ENV: environ.get(ONE_OFF_RETRIES_ENV, "0")}
 
 
 def succeeded_tasks(log_text: str, dag_id: str) -> int | None:

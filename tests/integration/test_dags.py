@@ -176,7 +176,7 @@ def test_the_staging_task_and_the_cosmos_test_task_together_run_every_dbt_test(t
     """The DAG runs staging's own tests in dbt_staging and leaves staging out of the Cosmos group,
     whose test task gets the same exclusion: a test on a staging model that also reads a later model
     would fall between the two."""
-    from pipelines.foundation import STAGING_MODELS, STAGING_SELECTION
+    from pipelines.stages.foundation import STAGING_MODELS, STAGING_SELECTION
     from pipelines.transform import SKIP_UNIT_TESTS, run_dbt
 
     settings = load_settings({"ECOM_HOME": str(tmp_path)})

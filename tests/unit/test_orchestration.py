@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.orchestration import succeeded_tasks, task_seconds
+from pipelines.config import load_settings
+from pipelines.orchestration import one_off_env, succeeded_tasks, task_seconds
 
 _TASK = "2026-11-27T09:00:3{i}.0Z [info     ] [DAG TEST] end task task_id={task} map_index=-1 [airflow]"
 _FINISHED = (
@@ -50,3 +51,10 @@ def test_task_seconds_pairs_each_tasks_start_with_its_end() -> None:
     )
     assert task_seconds(log) == {"land": 7.5, "dbt.dbt_producer_watcher": 61.0}
     assert task_seconds("") == {}
+
+
+def test_a_one_off_run_has_no_retries_unless_the_environment_asks_for_them() -> None:
+    assert one_off_env({}) == {"ECOM_AIRFLOW__TASK_RETRIES": "0"}
+    assert one_off_env({"ECOM_AIRFLOW__TASK_RETRIES": "3"}) == {"ECOM_AIRFLOW__TASK_RETRIES": "3"}
+    # The override is the settings' own: the DAG files read it when `airflow dags test` parses them.
+    assert load_settings(one_off_env({})).airflow.task_retries == 0

@@ -1,7 +1,8 @@
-"""The foundation stage's steps for one data interval, as the DAG and the CLI call them.
+"""The foundation stage's steps for one data interval, as the DAG tasks and the CLI call them.
 
-Each function takes the run date as Airflow's ``ds`` string, reads configuration itself and
-returns something small and JSON-friendly (paths, counts) for XCom.
+Each step takes the settings and the run date, resolved once at the edge (the CLI command, or the
+DAG task through :func:`pipelines.stages.common.resolve_run`), and returns something small and
+JSON-friendly (paths, counts) for XCom.
 """
 
 from __future__ import annotations
@@ -13,15 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from pipelines.config import load_settings
+from pipelines.config import Settings
 from pipelines.transform import SKIP_UNIT_TESTS
 from pipelines.warehouse import connect_warehouse
-
-
-def _day(ds: str | None) -> dt.date:
-    if not ds:
-        raise ValueError("a run date (ds) is required")
-    return dt.date.fromisoformat(ds)
 
 
 def _plain(value: Any) -> Any:
@@ -34,59 +29,57 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 
-def land_interval(ds: str | None) -> str:
+def land_interval(settings: Settings, run_date: dt.date) -> str:
     """Land the batch for the run date from ``land.source`` ({date} is replaced by the date)."""
     from pipelines.data.land import land_batch
 
-    settings = load_settings()
-    day = _day(ds)
-    source = settings.land.source.replace("{date}", day.isoformat())
-    return str(land_batch(source, settings, day).partition)
+    source = settings.land.source.replace("{date}", run_date.isoformat())
+    return str(land_batch(source, settings, run_date).partition)
 
 
-def validate_raw_interval(ds: str | None) -> dict[str, Any]:
+def validate_raw_interval(settings: Settings, run_date: dt.date) -> dict[str, Any]:
     from pipelines.quality.raw import validate_raw
 
-    return _plain(validate_raw(load_settings(), _day(ds)))
+    return _plain(validate_raw(settings, run_date))
 
 
 # The staging views and the tests that read nothing else. Views cost nothing to create, but as one
-# Cosmos task each they paid about 1.3 s of dbt start-up apiece on every run; `cautious` leaves
-# tests that also read later models (relationships to a mart) to the DAG's final test task.
+# Cosmos task each they paid a dbt start-up apiece on every run; `cautious` leaves tests that also
+# read later models (relationships to a mart) to the DAG's final test task.
 STAGING_MODELS = "tag:staging"
 STAGING_SELECTION = ("--select", STAGING_MODELS, "--indirect-selection", "cautious", *SKIP_UNIT_TESTS)
 
 
-def build_staging_interval(ds: str | None) -> str:
+def build_staging_interval(settings: Settings, run_date: dt.date) -> str:
     """Build the staging views and run their own tests in one dbt invocation; returns the selection."""
     from pipelines.transform import run_dbt
 
-    output = run_dbt(load_settings(), ["build", *STAGING_SELECTION], _day(ds))
+    output = run_dbt(settings, ["build", *STAGING_SELECTION], run_date)
     # dbt's own summary (models, tests, PASS/WARN/ERROR) for the task log.
     logging.getLogger(__name__).info("%s", "\n".join(output.strip().splitlines()[-12:]))
     return STAGING_MODELS
 
 
-def validate_marts_interval(ds: str | None) -> dict[str, Any]:
+def validate_marts_interval(settings: Settings, run_date: dt.date) -> dict[str, Any]:
     from pipelines.quality.marts import validate_marts
 
-    return _plain(validate_marts(load_settings(), _day(ds)))
+    return _plain(validate_marts(settings, run_date))
 
 
-def publish_audited(audit: dict[str, Any]) -> list[str]:
+def publish_audited(settings: Settings, audit: dict[str, Any]) -> list[str]:
     """Publish the marts that the audit ``audit`` (validate_marts_interval's result) passed."""
     from pipelines.quality.marts import publish_marts
 
-    return publish_marts(load_settings(), audit["run_id"])
+    return publish_marts(settings, audit["run_id"])
 
 
-def report_interval(ds: str | None) -> str:
+def report_interval(settings: Settings, run_date: dt.date) -> str:
     from pipelines.report import build_report
 
-    return str(build_report(load_settings(), _day(ds)))
+    return str(build_report(settings, run_date))
 
 
-def newest_landed_date() -> dt.date:
+def newest_landed_date(settings: Settings) -> dt.date:
     """The date of the newest landed raw partition (``data/raw/dt=<date>``).
 
     Raises:
@@ -94,7 +87,6 @@ def newest_landed_date() -> dt.date:
     """
     from pipelines.data.land import list_partitions
 
-    settings = load_settings()
     partitions = list_partitions(settings)
     if not partitions:
         raise ValueError(f"no landed batch in {settings.raw_dir}: run `ecom land` first or pass a date")
@@ -102,7 +94,7 @@ def newest_landed_date() -> dt.date:
 
 
 def run_foundation(
-    ds: str | None, say: Callable[[str], None] = print, *, land: bool = True
+    settings: Settings, run_date: dt.date, say: Callable[[str], None] = print, *, land: bool = True
 ) -> dict[str, Any]:
     """The whole stage for one date without Airflow (for DVC and quick local runs): the DAG's steps in order.
 
@@ -110,7 +102,8 @@ def run_foundation(
     one machine pays least for; the DAG gives per-model retries and visibility instead.
 
     Args:
-        ds: The run date (the batch's partition date).
+        settings: The configuration, read once by the caller.
+        run_date: The run date (the batch's partition date).
         say: Called with a line per finished step.
         land: Land ``land.source`` for the date first; False when the batch is already landed (DVC's
             ``land`` stage lands it, and landing another source here would replace that partition).
@@ -125,27 +118,25 @@ def run_foundation(
         say(f"{name}: done in {time.perf_counter() - timer:.1f}s")
 
     if land:
-        done("land", land_interval(ds))
-    done("validate_raw", validate_raw_interval(ds))
-    run_dbt(load_settings(), ["build", *SKIP_UNIT_TESTS], _day(ds))
+        done("land", land_interval(settings, run_date))
+    done("validate_raw", validate_raw_interval(settings, run_date))
+    run_dbt(settings, ["build", *SKIP_UNIT_TESTS], run_date)
     done("dbt_build", "ok")
-    audit = validate_marts_interval(ds)
+    audit = validate_marts_interval(settings, run_date)
     done("validate_marts", audit["run_id"])
-    done("publish", publish_audited(audit))
-    done("report", report_interval(ds))
+    done("publish", publish_audited(settings, audit))
+    done("report", report_interval(settings, run_date))
     return steps
 
 
-def published_fingerprint() -> dict[str, dict[str, int]]:
+def published_fingerprint(settings: Settings) -> dict[str, dict[str, int]]:
     """Row count and an order-independent content hash of every published mart.
 
     DVC cannot track the DuckDB file itself (later stages write to it), so its stages depend on this
     fingerprint instead: it changes whenever the published rows change. Floating-point sums that
     DuckDB adds up in a different order can change it too; that only costs a rerun.
     """
-
-    settings = load_settings()
-    with connect_warehouse(settings.warehouse_path) as con:
+    with connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit) as con:
         tables = [
             r[0]
             for r in con.execute(
