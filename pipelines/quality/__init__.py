@@ -6,7 +6,7 @@ this package does not import Great Expectations; the functions do, when called.
 
 from pipelines.quality.engine import GateFailure, QualityError, QualityGateError
 from pipelines.quality.marts import MartsValidationResult, publish_marts, validate_marts
-from pipelines.quality.raw import RawQualityParams, RawValidationResult, validate_raw
+from pipelines.quality.raw import RawValidationResult, validate_raw
 from pipelines.quality.suites import Severity, SuiteError, list_suites, load_suite
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "MartsValidationResult",
     "QualityError",
     "QualityGateError",
-    "RawQualityParams",
     "RawValidationResult",
     "Severity",
     "SuiteError",

@@ -18,7 +18,7 @@ import pytest
 from pipelines.config import Settings, load_settings
 from pipelines.data.contract import TABLES
 from pipelines.data.land import LandingError, land_batch, read_manifest
-from pipelines.quality import QualityError, QualityGateError, RawQualityParams, validate_raw
+from pipelines.quality import QualityError, QualityGateError, validate_raw
 from pipelines.quality.suites import list_suites, read_suite
 
 pytestmark = pytest.mark.integration
@@ -36,8 +36,8 @@ class Loaded:
     snapshot: dict[str, Any]
 
 
-def _settings(home: Path) -> Settings:
-    return load_settings({"ECOM_HOME": str(home)})
+def _settings(home: Path, **overrides: str) -> Settings:
+    return load_settings({"ECOM_HOME": str(home), **overrides})
 
 
 def _snapshot(settings: Settings) -> dict[str, Any]:
@@ -179,9 +179,9 @@ def test_rerunning_the_same_date_gives_identical_counts(good: Loaded) -> None:
 def test_a_big_table_is_validated_in_row_slices_with_the_same_outcome(
     good: Loaded, tiny_world: Path, tmp_path: Path
 ) -> None:
-    settings = _settings(tmp_path)
+    settings = _settings(tmp_path, ECOM_QUALITY__MAX_ROWS_PER_CHUNK="12000")
     land_batch(str(tiny_world / "data" / "generated"), settings, DAY)
-    result = validate_raw(settings, DAY, params=RawQualityParams(max_rows_per_chunk=12_000))
+    result = validate_raw(settings, DAY)
     assert result.loaded == good.result.loaded
     detail = _query(
         settings,
@@ -448,9 +448,10 @@ def test_too_many_quarantined_rows_block_the_partition(
     assert failure.failing == 1
     [sample] = failure.samples
     assert sample["table_name"] == "returns" and sample["quarantined_rate"] == pytest.approx(0.1, abs=0.002)
-    # The threshold is a parameter: allow 15% and the same batch loads, quarantining those rows.
-    settings = _settings(tmp_path / "home")
-    loose = validate_raw(settings, DAY, params=RawQualityParams(max_quarantine_rate=0.15))
+    # The threshold is a setting (quality.max_quarantine_rate): allow 15% and the same batch loads,
+    # quarantining those rows.
+    settings = _settings(tmp_path / "home", ECOM_QUALITY__MAX_QUARANTINE_RATE="0.15")
+    loose = validate_raw(settings, DAY)
     assert loose.quarantined == {
         "returns": {"expect_column_values_to_be_between(quantity)": sample["quarantined_rows"]}
     }

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import pipelines.quality.suites as suites
+from pipelines.config import QualityParams
 from pipelines.data.contract import TABLES
-from pipelines.quality.raw import RawQualityParams
+from pipelines.quality.raw import suite_parameters
 from pipelines.quality.suites import (
     STAGES,
     Dimension,
@@ -105,7 +106,7 @@ def test_mart_suites_name_only_documented_columns(mart: str) -> None:
 
 
 def test_raw_suites_only_use_parameters_the_validation_supplies() -> None:
-    supplied = set(RawQualityParams().suite_parameters(dt.date(2024, 1, 1)))
+    supplied = set(suite_parameters(QualityParams(), dt.date(2024, 1, 1)))
     for stage in ("raw", "raw_batch"):
         for table in list_suites(stage):
             assert read_suite(stage, table).parameters <= supplied, (stage, table)

@@ -1,0 +1,263 @@
+"""Batch-level checks on small derived frames (``expectations/raw_batch/``): timeliness, the
+daily_sales grid, the order_lines/daily_sales reconciliation and the share of rows quarantined."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import polars as pl
+
+from pipelines.data.contract import TABLES
+from pipelines.quality.engine import ROW, to_gx_frame
+from pipelines.quality.raw.run import DAILY_GRAIN_TABLES, TEMP_REJECTED, RawRun, suite_parameters
+from pipelines.quality.raw.slices import plan_chunks, read_ahead
+from pipelines.quality.suites import read_suite
+
+_RECONCILIATION_KEY = ["date", "sku_id", "channel"]
+_RECONCILIATION_DAY = ["date", "channel"]
+# The units checksum of a day is sum(hash(sku_id) * units) over its rows, exact in 128 bits and
+# reduced modulo this prime: unequal units for some SKU make two days' checksums agree with
+# probability about 2**-61.
+_CHECKSUM_MODULUS = 2**61 - 1
+_CHECKSUM_SEED = 20_251_231
+
+
+def run_batch_checks(run: RawRun, order: list[str]) -> None:
+    parameters = suite_parameters(run.params, run.batch_date)
+
+    def check(name: str, frame: pl.DataFrame, chunk: str = "") -> None:
+        check_gx(name, gx_frame(frame), chunk)
+
+    def gx_frame(frame: pl.DataFrame) -> Any:
+        return to_gx_frame(frame.with_row_index(ROW, offset=1))
+
+    def check_gx(name: str, frame: Any, chunk: str = "") -> None:
+        suite = read_suite("raw_batch", name)
+        run_name = f"{run.run_id}_{chunk}" if chunk else run.run_id
+        run.outcomes += run.runner.run(suite, frame, parameters, run_name, chunk=chunk)
+
+    run.say("checking the batch: timeliness, daily_sales grid, reconciliation, quarantine rate")
+    check("timeliness", _timeliness_frame(run, order))
+    if "daily_sales" in order:
+        grid = _grid_frame(run)
+        if grid is not None:
+            check("daily_sales_grid", grid)
+    if "daily_sales" in order and "order_lines" in order:
+        compared = _reconciliation_inputs(run)
+        if compared is not None:
+            days = _reconciliation_days(*compared)
+            check("sales_reconciliation_daily", days)
+            frames = _reconciliation_frames(run, *compared, days)
+            for chunk, frame in read_ahead((c, gx_frame(f)) for c, f in frames):
+                check_gx("sales_reconciliation", frame, chunk)
+    elif "daily_sales" in order or "order_lines" in order:
+        run.notes.append(
+            "sales_reconciliation skipped: the batch does not hold both daily_sales and order_lines"
+        )
+    check("quarantine_rate", _quarantine_rate_frame(run, order))
+
+
+def _timeliness_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
+    rows = []
+    for name in order:
+        if name not in DAILY_GRAIN_TABLES:
+            continue
+        column = TABLES[name].date_column
+        assert column is not None
+        latest = run.passing(name).select(pl.col(column).max()).collect().item()
+        behind = (run.batch_date - latest).days if latest is not None else None
+        rows.append(
+            {"table_name": name, "latest_date": latest, "batch_date": run.batch_date, "days_behind": behind}
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "table_name": pl.String,
+            "latest_date": pl.Date,
+            "batch_date": pl.Date,
+            "days_behind": pl.Int64,
+        },
+    )
+
+
+def _grid_frame(run: RawRun) -> pl.DataFrame | None:
+    channels = list(run.params.channels)
+    sales = run.passing("daily_sales").filter(pl.col("channel").is_in(channels))
+    span = sales.select(pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")).collect().row(0)
+    products = run.products
+    if span[0] is None or products is None or products.is_empty():
+        run.notes.append("daily_sales_grid skipped: no daily_sales rows passed, or no products known")
+        return None
+    # Every day from the first to the last sales day, so that a missing day shows as 0% coverage.
+    days = pl.DataFrame({"date": pl.date_range(span[0], span[1], "1d", eager=True)})
+    launches = products["launch_date"].drop_nulls().sort()
+    launched = pl.Series(launches.search_sorted(days["date"], side="right"), dtype=pl.Int64)
+    present = (
+        sales.join(products.lazy().select("sku_id", "launch_date"), on="sku_id", how="inner")
+        .filter(pl.col("date") >= pl.col("launch_date"))
+        .group_by("date")
+        .agg(pl.len().cast(pl.Int64).alias("present_cells"))
+        .collect()
+    )
+    return (
+        days.with_columns((launched * len(channels)).alias("expected_cells"))
+        .join(present, on="date", how="left")
+        .with_columns(pl.col("present_cells").fill_null(0))
+        .with_columns(
+            pl.when(pl.col("expected_cells") > 0)
+            .then(pl.col("present_cells") / pl.col("expected_cells"))
+            .otherwise(None)
+            .alias("coverage")
+        )
+        .select("date", "expected_cells", "present_cells", "coverage")
+    )
+
+
+def _reconciliation_inputs(run: RawRun) -> tuple[pl.LazyFrame, pl.LazyFrame] | None:
+    """daily_sales units and order_lines quantities per key, as they would load, over the days both cover."""
+    key = _RECONCILIATION_KEY
+    sales = run.passing("daily_sales").select(*key, pl.col("units").cast(pl.Int64).alias("units_daily_sales"))
+    lines = run.passing("order_lines").select(
+        pl.col("order_date").alias("date"), "sku_id", "channel", pl.col("quantity").cast(pl.Int64)
+    )
+    span = [pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")]
+    lo_s, hi_s = sales.select(span).collect().row(0)
+    lo_l, hi_l = lines.select(span).collect().row(0)
+    if None in (lo_s, hi_s, lo_l, hi_l) or max(lo_s, lo_l) > min(hi_s, hi_l):
+        run.notes.append("sales_reconciliation skipped: daily_sales and order_lines share no day")
+        return None
+    # Compared only over the days both tables cover: a daily feed may carry late order lines.
+    first, last = max(lo_s, lo_l), min(hi_s, hi_l)
+    bad_keys = pl.concat(
+        [
+            run.quarantined("daily_sales").select(key).collect(),
+            run.quarantined("order_lines")
+            .select(pl.col("order_date").alias("date"), "sku_id", "channel")
+            .collect(),
+        ]
+    )
+    in_range = pl.col("date").is_between(first, last)
+    return (
+        exclude_keys(sales, bad_keys, key).filter(in_range),
+        exclude_keys(lines, bad_keys, key).filter(in_range),
+    )
+
+
+def units_checksum(units: str) -> pl.Expr:
+    """Aggregate: sum(hash(sku_id) * units) modulo _CHECKSUM_MODULUS, an Int64.
+
+    Linear in the units, so a day's order lines give the same checksum as its daily_sales rows
+    exactly when every SKU's quantities add up to its units (bar a 2**-61 coincidence), without
+    summing the lines per key or joining the two tables.
+    """
+    product = pl.col("sku_id").hash(_CHECKSUM_SEED).cast(pl.Int128) * pl.col(units).cast(pl.Int128)
+    return (product.sum() % _CHECKSUM_MODULUS).cast(pl.Int64)
+
+
+def _reconciliation_days(sales: pl.LazyFrame, lines: pl.LazyFrame) -> pl.DataFrame:
+    """One row per (date, channel): units and units checksum of daily_sales and of order_lines."""
+    sides = [
+        frame.group_by(_RECONCILIATION_DAY).agg(
+            pl.col(units).sum().alias(f"units_{name}"), units_checksum(units).alias(f"checksum_{name}")
+        )
+        for frame, units, name in (
+            (sales, "units_daily_sales", "daily_sales"),
+            (lines, "quantity", "order_lines"),
+        )
+    ]
+    totals = pl.collect_all(sides)
+    # A side without rows for a day counts as zero units, as a missing key does per key.
+    return (
+        totals[0]
+        .join(totals[1], on=_RECONCILIATION_DAY, how="full", coalesce=True)
+        .fill_null(0)
+        .sort(_RECONCILIATION_DAY)
+    )
+
+
+def _reconciliation_frames(
+    run: RawRun, sales: pl.LazyFrame, lines: pl.LazyFrame, days: pl.DataFrame
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """The per-key comparison, only for the days whose checksums differ (it names the keys).
+
+    Joining every key of a large history batch costs several times what the checksums of every day
+    cost, and a clean batch needs no more than the checksums.
+    """
+    key = _RECONCILIATION_KEY
+    differ = days.filter(pl.col("checksum_daily_sales") != pl.col("checksum_order_lines"))
+    if differ.is_empty():
+        # Validated all the same, with no rows: every run records a result for every expectation.
+        schema = {**sales.collect_schema(), "units_order_lines": pl.Int64}
+        yield "", pl.DataFrame(schema=schema)
+        return
+    wanted = differ.select(_RECONCILIATION_DAY).lazy()
+    sales = sales.join(wanted, on=_RECONCILIATION_DAY, how="semi")
+    lines = lines.join(wanted, on=_RECONCILIATION_DAY, how="semi")
+    # Sliced by SKU: every row of a key falls in one slice whatever the split, and landed files are
+    # usually written SKU by SKU, so a SKU range reads only its own row groups (a date range read
+    # both whole files once per slice). Null SKUs were quarantined.
+    counts = sales.group_by(pl.col("sku_id").alias("value")).agg(pl.len().alias("n")).collect()
+    chunks = [c for c in plan_chunks(counts, run.params.max_rows_per_chunk) if not c.null_values]
+    for chunk in chunks:
+        in_chunk = chunk.predicate("sku_id")
+        summed = lines.filter(in_chunk).group_by(key).agg(pl.col("quantity").sum().alias("units_order_lines"))
+        frame = (
+            sales.filter(in_chunk)
+            .join(summed, on=key, how="full", coalesce=True)
+            .with_columns(pl.col("units_daily_sales", "units_order_lines").fill_null(0))
+            .sort(key)
+            .collect()
+        )
+        yield ("" if len(chunks) == 1 else f"sku_{chunk.label}"), frame
+
+
+def exclude_keys(frame: pl.LazyFrame, bad_keys: pl.DataFrame, key: Sequence[str]) -> pl.LazyFrame:
+    """``frame`` without the keys of quarantined rows; a null key part matches any value.
+
+    A quarantined order line with a null sku_id still counted towards its day's daily_sales
+    units, so every key of that (date, channel) is left out of the comparison. A row whose whole
+    key is null cannot be placed and excludes nothing.
+    """
+    if bad_keys.is_empty():
+        return frame
+    known = bad_keys.select([pl.col(c).is_not_null().alias(c) for c in key]).unique()
+    for pattern in known.iter_rows(named=True):
+        cols = [c for c in key if pattern[c]]
+        if not cols:
+            continue
+        match = pl.all_horizontal(
+            [pl.col(c).is_not_null() if pattern[c] else pl.col(c).is_null() for c in key]
+        )
+        subset = bad_keys.filter(match).select(cols).unique()
+        frame = frame.join(subset.lazy(), on=cols, how="anti", nulls_equal=False)
+    return frame
+
+
+def _quarantine_rate_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
+    counts = dict(
+        run.con.execute(
+            f"select table_name, count(distinct row_number) from {TEMP_REJECTED} group by table_name"
+        ).fetchall()
+    )
+    rows = []
+    for name in order:
+        total = run.rows.get(name, 0)
+        bad = int(counts.get(name, 0))
+        rows.append(
+            {
+                "table_name": name,
+                "rows": total,
+                "quarantined_rows": bad,
+                "quarantined_rate": bad / total if total else 0.0,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "table_name": pl.String,
+            "rows": pl.Int64,
+            "quarantined_rows": pl.Int64,
+            "quarantined_rate": pl.Float64,
+        },
+    )
