@@ -2,13 +2,15 @@
 ### Core stage: demand forecasting and replenishment
 
 Runs when the foundation DAG publishes the marts (the `ecom_published_marts` asset). If the rollout
-stage (`rollout.stage` in params.yaml) does not include `core`, every task is skipped.
+stage (`rollout.stage` in params.yaml) does not include `core`, every task is skipped. Every model
+step goes through the shared model layer (`pipelines/ml`), as `ecom train|score forecast` does.
 
 - **train** (weekly, on `forecast.train_weekday`, or whenever there is no champion): backtest the
-  LSTM against seasonal naive, moving average and XGBoost, fit, register the new version as
-  `@challenger` and promote it to `@champion` only if it beats both the champion and the baselines.
-- **score** (daily): forecast p10/p50/p90 for 28 days for every active SKU with `@champion` into
-  `forecasts.demand_forecast`, replacing that date's rows.
+  LSTM and XGBoost against seasonal naive, the moving average and the champion's recipe on the same
+  folds, fit the better of the two, register it as `@challenger` and promote it to `@champion` only
+  if it beats every baseline and the champion.
+- **score** (daily): p10/p50/p90 for 28 days for every active SKU with the champion's exact version
+  into `forecasts.demand_forecast`, replacing that date's rows.
 - **plan**: safety stock, reorder point and order quantity per SKU into `forecasts.replenishment_plan`.
 """
 
@@ -18,7 +20,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
+from pipelines.stages.common import DEFAULT_ARGS, PUBLISHED_MARTS
 
 
 @dag(
@@ -32,35 +34,40 @@ from pipelines.dag_common import DEFAULT_ARGS, PUBLISHED_MARTS
 )
 def core_supply_chain() -> None:
     @task.short_circuit
-    def core_enabled() -> bool:
-        from pipelines.core import stage_enabled
+    def core_enabled(**context) -> bool:
+        from pipelines.stages.common import resolve_run
 
-        return stage_enabled("core")
+        settings, _ = resolve_run(context)
+        return settings.rollout.enabled("core")
 
     # Skips only `train` when it is not a training day; scoring still runs with the champion.
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def training_due(ds: str | None = None) -> bool:
-        from pipelines.core import training_due
+    def training_due(**context) -> bool:
+        from pipelines.stages.common import resolve_run
+        from pipelines.stages.core import training_due
 
-        return training_due(ds)
+        return training_due(*resolve_run(context))
 
     @task
-    def train(ds: str | None = None) -> dict:
-        from pipelines.core import train_forecast
+    def train(**context) -> dict:
+        from pipelines.stages.common import resolve_run
+        from pipelines.stages.core import train
 
-        return train_forecast(ds)
+        return train(*resolve_run(context))
 
     @task(trigger_rule="none_failed")
-    def score(ds: str | None = None) -> dict:
-        from pipelines.core import score_forecast
+    def score(**context) -> dict:
+        from pipelines.stages.common import resolve_run
+        from pipelines.stages.core import score
 
-        return score_forecast(ds)
+        return score(*resolve_run(context))
 
     @task
-    def plan(ds: str | None = None) -> dict:
-        from pipelines.core import plan_replenishment
+    def plan(**context) -> dict:
+        from pipelines.stages.common import resolve_run
+        from pipelines.stages.core import plan_replenishment
 
-        return plan_replenishment(ds)
+        return plan_replenishment(*resolve_run(context))
 
     enabled = core_enabled()
     scored = score()

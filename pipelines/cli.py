@@ -231,23 +231,31 @@ def validate_marts_cmd(
 
 @app.command()
 def publish() -> None:
-    """Publish the audited marts (build_marts -> marts) in one transaction."""
+    """Publish the audited marts (build_marts -> marts) in one transaction.
+
+    Refuses unless the latest `ecom validate marts` passed and the marts are unchanged since.
+    """
     from pipelines.quality import QualityError
     from pipelines.quality.marts import publish_marts
 
     try:
-        tables = publish_marts(_settings())
+        tables = publish_marts(_settings(), progress=lambda m: err.print(f"  {m}", highlight=False))
     except QualityError as exc:
         raise _fail(str(exc)) from exc
     out.print(f"published {len(tables)} marts: {', '.join(tables)}")
 
 
-@app.command("dbt")
+# dbt's own options (--select, --full-refresh, -s ...) are not ecom's: they pass through to dbt in
+# the order given, while --date is ecom's wherever it stands (`ecom dbt build --select marts --date D`).
+@app.command("dbt", context_settings={"ignore_unknown_options": True})
 def dbt_cmd(
-    args: Annotated[list[str], typer.Argument(help="dbt command and arguments, e.g. build --select marts")],
+    args: Annotated[
+        list[str],
+        typer.Argument(help="dbt command and its arguments, passed through, e.g. build --select marts"),
+    ],
     date: DateOption = None,
 ) -> None:
-    """Run dbt on the project with the warehouse and artifacts under ECOM_HOME."""
+    """Run dbt on the project with the warehouse and artifacts under ECOM_HOME (--date: the run date)."""
     from pipelines.transform import DbtError, run_dbt
 
     try:
@@ -316,13 +324,7 @@ def foundation_cmd(
         _write_json(s, summary_out, {"run_date": day, "published": published_fingerprint()})
 
 
-train_app = typer.Typer(no_args_is_help=True, help="Train a model family (MLflow-tracked, registered).")
-evaluate_app = typer.Typer(no_args_is_help=True, help="Backtest a model family against its baselines.")
-score_app = typer.Typer(no_args_is_help=True, help="Batch-score with the registered @champion.")
 plan_app = typer.Typer(no_args_is_help=True, help="Decisions from scored models.")
-app.add_typer(train_app, name="train")
-app.add_typer(evaluate_app, name="evaluate")
-app.add_typer(score_app, name="score")
 app.add_typer(plan_app, name="plan")
 
 RunDate = Annotated[
@@ -331,6 +333,7 @@ RunDate = Annotated[
         formats=["%Y-%m-%d"], help="Last day of data to use (default: the marts' last day with units)"
     ),
 ]
+FamilyName = Annotated[str, typer.Argument(help="Model family, e.g. forecast", show_default=False)]
 
 
 def _run_date(settings: Settings, date: dt.datetime | None) -> dt.date:
@@ -345,51 +348,70 @@ def _run_date(settings: Settings, date: dt.datetime | None) -> dt.date:
         raise _fail(str(exc)) from exc
 
 
-@train_app.command("forecast")
-def train_forecast_cmd(
+def _family(name: str):  # type: ignore[no-untyped-def]
+    from pipelines.ml.families import get_family
+
+    try:
+        return get_family(name)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0]), 2) from exc
+
+
+def _say(message: str) -> None:
+    err.print(f"  {message}", highlight=False)
+
+
+@app.command()
+def train(
+    family: FamilyName,
     date: RunDate = None,
     metrics_out: Annotated[
         Path | None,
-        typer.Option(
-            help="Also write the backtest metrics as JSON here (relative to ECOM_HOME; DVC metrics)"
-        ),
+        typer.Option(help="Also write the evaluation and decision as JSON here (relative to ECOM_HOME; DVC)"),
     ] = None,
 ) -> None:
-    """Backtest, fit, register and (if it beats champion and baselines) promote the demand forecaster."""
-    from pipelines.forecast.tracking import run_training, training_metrics
+    """Evaluate against baselines and the champion, fit, register; promote only if it beats them all."""
+    from pipelines.ml.family import FamilyDataError
+    from pipelines.ml.lifecycle import train_family
 
     s = _settings()
+    model_family = _family(family)
     day = _run_date(s, date)
-    result = run_training(s, day, progress=lambda m: err.print(f"  {m}", highlight=False))
-    verdict = "promoted to @champion" if result.get("promoted") else "left as @challenger"
-    out.print(f"demand_forecaster v{result.get('model_version')} {verdict}: {result.get('reason')}")
-    out.print(f"MLflow run {result.get('run_id')}; open it with `make mlflow-ui`", highlight=False)
-    _write_json(s, metrics_out, training_metrics(result, day))
-
-
-@evaluate_app.command("forecast")
-def evaluate_forecast_cmd(date: RunDate = None) -> None:
-    """Rolling-origin backtest of the LSTM against seasonal naive, moving average and XGBoost."""
-    from pipelines.forecast.evaluate import evaluate_forecasters, format_comparison
-
-    s = _settings()
-    result = evaluate_forecasters(s, _run_date(s, date))
-    out.print(format_comparison(result.comparison), markup=False, highlight=False)
-
-
-@score_app.command("forecast")
-def score_forecast_cmd(
-    date: RunDate = None,
-    horizon: Annotated[int | None, typer.Option(help="Periods ahead (default 28)")] = None,
-    summary_out: SummaryOut = None,
-) -> None:
-    """Forecast p10/p50/p90 for every active SKU with @champion into forecasts.demand_forecast."""
-    from pipelines.forecast.score import ScoringError, score_forecast
-    from pipelines.registry import NoChampionError
-
-    s = _settings()
     try:
-        result = score_forecast(s, _run_date(s, date), horizon)
+        result = train_family(model_family, s, day, progress=_say)
+    except FamilyDataError as exc:
+        raise _fail(str(exc)) from exc
+    verdict = "promoted to @champion" if result.promoted else "left as @challenger"
+    out.print(f"{result.model_name} v{result.model_version} ({result.model_kind}) {verdict}: {result.reason}")
+    out.print(f"MLflow run {result.run_id}; open it with `make mlflow-ui`", highlight=False)
+    _write_json(s, metrics_out, result.summary(day))
+
+
+@app.command()
+def evaluate(family: FamilyName, date: RunDate = None) -> None:
+    """Compare the family's models, baselines and champion on the same data, without registering."""
+    from pipelines.ml.family import FamilyDataError, format_table
+    from pipelines.ml.lifecycle import evaluate_family
+
+    s = _settings()
+    model_family = _family(family)
+    try:
+        evaluation = evaluate_family(model_family, s, _run_date(s, date), progress=_say)
+    except FamilyDataError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(format_table(evaluation.comparison), markup=False, highlight=False)
+
+
+@app.command()
+def score(family: FamilyName, date: RunDate = None, summary_out: SummaryOut = None) -> None:
+    """Batch-score with the family's @champion into its output table for the run date."""
+    from pipelines.ml.registry import NoChampionError
+    from pipelines.ml.scoring import ScoringError, score_family
+
+    s = _settings()
+    model_family = _family(family)
+    try:
+        result = score_family(model_family, s, _run_date(s, date))
     except (ScoringError, NoChampionError) as exc:
         raise _fail(str(exc)) from exc
     out.print(result.summary(), highlight=False)
@@ -397,11 +419,11 @@ def score_forecast_cmd(
         s,
         summary_out,
         {
+            "family": result.family,
             "run_date": result.run_date,
             "table": result.table,
             "rows": result.rows,
-            "skus": result.skus,
-            "horizon": result.horizon,
+            "entities": result.entities,
             "model_version": result.model_version,
             "seconds": result.seconds,
         },

@@ -38,6 +38,7 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pipelines.ml.family import FamilyDataError
 from pipelines.warehouse import connect_warehouse
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ NUMERIC_COLUMNS = (
     "on_hand_units",
     "days_of_cover",
 )
-TEXT_COLUMNS = ("category_l1", "event_name", "event_phase")
+TEXT_COLUMNS = ("category_l1", "shopping_event", "event_phase")
 EVENTS = ("618", "singles_day", "double_12", "spring_festival")
 PHASES = ("pre", "peak", "post")
 
@@ -167,7 +168,7 @@ _PAST_ONLY_SOURCE = (
 )
 
 
-class ForecastDataError(ValueError):
+class ForecastDataError(FamilyDataError):
     """The features cannot be turned into forecasting windows (the message says why)."""
 
 
@@ -341,13 +342,13 @@ def prepare_features(frame: pl.DataFrame, grain: Grain = "daily") -> pl.DataFram
         (pl.col("discount_pct") / 100.0).alias("discount"),
         (pl.col("promo_day_number").clip(0, 14) / 14.0).alias("promo_day"),
         *(
-            pl.when(pl.col("event_name").is_not_null())
-            .then((pl.col("event_name") == e).cast(pl.Float64))
+            pl.when(pl.col("shopping_event").is_not_null())
+            .then((pl.col("shopping_event") == e).cast(pl.Float64))
             .alias(f"event_{e}")
             for e in EVENTS
         ),
         *(
-            pl.when(pl.col("event_name").is_not_null())
+            pl.when(pl.col("shopping_event").is_not_null())
             .then((pl.col("event_phase") == p).cast(pl.Float64))
             .alias(f"phase_{p}")
             for p in PHASES
@@ -359,7 +360,7 @@ def prepare_features(frame: pl.DataFrame, grain: Grain = "daily") -> pl.DataFram
         "competitor_gap_pct",
         "discount_pct",
         "promo_day_number",
-        "event_name",
+        "shopping_event",
         "event_phase",
     )
     base = base.sort("sku_id", "date")

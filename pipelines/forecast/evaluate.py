@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from pipelines.config import ForecastParams, Settings
 
 MODEL_KINDS = ("lstm", "seasonal_naive", "moving_average", "xgboost")
-BASELINES = ("seasonal_naive", "moving_average")  # what the LSTM must beat to be promoted
 
 
 @dataclass
@@ -302,53 +301,10 @@ def _samples(panel: Panel, points: pl.DataFrame, origin: int, fold: int, lookbac
     return pl.concat([history, forecast], how="diagonal_relaxed").sort("sku_id", "model", "target_date")
 
 
-def format_comparison(table: pl.DataFrame) -> str:
-    """The comparison table as aligned text (what ``ecom evaluate forecast`` prints)."""
-    if table.is_empty():
-        return "(no models evaluated)"
-    cols = [c for c in table.columns if c != "n_points"] + (
-        ["n_points"] if "n_points" in table.columns else []
-    )
-    rows = [cols]
-    for rec in table.select(cols).iter_rows(named=True):
-        row = []
-        for c in cols:
-            v = rec[c]
-            if v is None:
-                row.append("-")
-            elif isinstance(v, float):
-                row.append(f"{v:.1f}" if c == "seconds" else f"{v:.3f}")
-            else:
-                row.append(f"{v:,}" if isinstance(v, int) else str(v))
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
-    lines = []
-    for n, r in enumerate(rows):
-        lines.append(
-            "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def evaluate_forecasters(
-    settings: Settings, run_date: dt.date | None = None, **kwargs: object
-) -> BacktestResult:
-    """Backtest on the published features up to ``run_date`` (what ``ecom evaluate forecast`` runs)."""
-    features = load_demand_features(settings, end=run_date)
-    return backtest(settings, features, **kwargs)  # type: ignore[arg-type]
-
-
 __all__ = [
-    "BASELINES",
     "MODEL_KINDS",
     "BacktestResult",
     "backtest",
-    "evaluate_forecasters",
     "fold_origins",
-    "format_comparison",
     "metric_columns",
 ]

@@ -1,24 +1,22 @@
-"""Batch scoring: forecast every active SKU with the ``@champion`` model into the warehouse.
+"""Batch forecasts for a run date: what the forecasting family hands the shared scoring layer.
 
-``forecasts.demand_forecast`` holds one row per run date, SKU and target period: ``run_date,
-sku_id, target_date, p10, p50, p90, mean, model_version, scored_at`` (quantile columns follow the
-model's levels; for a weekly model ``target_date`` is the week's Monday and values are weekly).
-A run date's rows are replaced in one transaction (delete, then insert): scoring a date twice leaves
-the same rows (only ``scored_at`` moves).
+:func:`forecast_active_skus` forecasts every active SKU from the run date; the layer
+(:func:`pipelines.ml.scoring.score_family`) stamps the rows with the model version and writes
+``forecasts.demand_forecast``: one row per run date, SKU and target period, ``run_date, sku_id,
+target_date, p10, p50, p90, mean, model_name, model_version, scored_at`` (for a weekly model
+``target_date`` is the week's Monday and values are weekly).
 
-Active SKUs: a row with units in ``marts.mart_demand_features`` in the 56 days up to the run date
-(so launched and recently seen). Inputs: each SKU's lookback of features, plus for the horizon the
-calendar from ``marts.dim_dates`` and any planned prices and promotions ``marts.fct_prices_daily``
-already holds for those days; prices without a plan are carried forward and no promotion assumed.
-SKUs are scored in chunks (``chunk_skus``), each read, forecast under ``torch.inference_mode`` in
-large batches with ``forecast.score_threads`` torch threads, and collected before the single write.
+Active SKUs: a row with units in ``marts.mart_demand_features`` in the ``forecast.active_days``
+days up to the run date (so launched and recently seen). Inputs: each SKU's lookback of features,
+plus for the horizon the calendar from ``marts.dim_dates`` and any planned prices and promotions
+``marts.fct_prices_daily`` already holds for those days; prices without a plan are carried
+forward and no promotion assumed. SKUs are scored in chunks (``chunk_skus``), each read, forecast
+in large batches with ``forecast.score_threads`` torch threads, and collected before the write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -31,18 +29,17 @@ from pipelines.forecast.data import (
     normalise_types,
     period_days,
 )
-from pipelines.forecast.serving import MODEL_NAME, unwrap
-from pipelines.forecast.store import replace_partition
-from pipelines.forecast.train import TrainedForecaster, quantile_columns
-from pipelines.warehouse import connect_warehouse
+from pipelines.forecast.train import quantile_columns
+from pipelines.ml.scoring import ScoringError
 
 if TYPE_CHECKING:
     from pipelines.config import Settings
+    from pipelines.forecast.serving import Forecaster
 
-FORECAST_TABLE = "forecasts.demand_forecast"
-ACTIVE_DAYS = 56
+# What the output table keeps of the forecast (the quantile levels must include these).
+OUTPUT_QUANTILES = ("p10", "p50", "p90")
 _CALENDAR = (
-    "event_name",
+    "shopping_event",
     "event_phase",
     "days_to_event_peak",
     "is_public_holiday",
@@ -59,39 +56,6 @@ _PLANNED = (
 )
 
 
-class ScoringError(RuntimeError):
-    """Scoring cannot run (the message says what is missing)."""
-
-
-@dataclass
-class ScoreResult:
-    """What a scoring run wrote."""
-
-    run_date: dt.date
-    rows: int
-    skus: int
-    horizon: int
-    model_version: str
-    seconds: float
-    table: str = FORECAST_TABLE
-
-    def summary(self) -> str:
-        rate = self.skus / self.seconds if self.seconds else 0.0
-        return (
-            f"scored {self.skus:,} SKUs x {self.horizon} periods = {self.rows:,} rows into {self.table} for "
-            f"{self.run_date} with {MODEL_NAME} v{self.model_version} in {self.seconds:.1f}s "
-            f"({rate:,.0f} SKUs/s)"
-        )
-
-
-def _champion(settings: Settings) -> tuple[TrainedForecaster, str]:
-    from pipelines.registry import CHAMPION, load_champion, tracking
-
-    model = load_champion(settings, MODEL_NAME, "pyfunc")
-    version = tracking(settings).get_model_version_by_alias(MODEL_NAME, CHAMPION).version
-    return unwrap(model), str(version)
-
-
 def _columns(con: Any, schema: str, table: str) -> set[str]:
     rows = con.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
@@ -100,7 +64,7 @@ def _columns(con: Any, schema: str, table: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def active_skus(con: Any, run_date: dt.date, days: int = ACTIVE_DAYS) -> list[int]:
+def active_skus(con: Any, run_date: dt.date, days: int) -> list[int]:
     """SKUs with a row with units in the ``days`` days up to ``run_date``."""
     rows = con.execute(
         f"select distinct sku_id from marts.{MART} "
@@ -145,86 +109,57 @@ def _read_chunk(con: Any, skus: list[int], start: dt.date, run_date: dt.date, en
     return pl.concat([history, future], how="diagonal_relaxed")
 
 
-def score_forecast(
+def forecast_active_skus(
     settings: Settings,
+    forecaster: Forecaster,
     run_date: dt.date,
-    horizon: int | None = None,
+    con: Any,
     *,
-    forecaster: TrainedForecaster | None = None,
-    model_version: str | None = None,
+    horizon: int | None = None,
     chunk_skus: int = 10_000,
     batch_size: int = 8192,
-) -> ScoreResult:
-    """Forecast ``horizon`` periods from ``run_date + 1`` for every active SKU; replace the run date's rows.
+) -> pl.DataFrame:
+    """Forecast ``horizon`` periods from ``run_date + 1`` for every active SKU.
 
     Args:
-        settings: Configuration, warehouse and MLflow store.
+        settings: Configuration (``forecast.active_days``, ``forecast.score_threads``).
+        forecaster: The fitted model.
         run_date: Last day of data; forecasts start the day after.
-        horizon: Periods to forecast (default: the model's horizon, 28).
-        forecaster: A model to use instead of ``models:/demand_forecaster@champion`` (tests).
-        model_version: Recorded with the rows (default: the champion's version).
+        con: A warehouse connection with the published marts.
+        horizon: Periods to forecast (default: the model's horizon).
         chunk_skus: SKUs read and forecast at a time (bounds memory).
         batch_size: Windows per forward pass.
 
-    Raises:
-        ScoringError: No warehouse or no active SKU for the date.
-        pipelines.registry.NoChampionError: No champion model yet.
-    """
+    Returns:
+        ``sku_id, target_date, p10, p50, p90, mean``.
 
-    started = time.perf_counter()
-    if not settings.warehouse_path.is_file():
-        raise ScoringError(f"no warehouse at {settings.warehouse_path}: build and publish the marts first")
-    if forecaster is None:
-        forecaster, version = _champion(settings)
-        model_version = model_version or version
+    Raises:
+        ScoringError: No active SKU for the date, or a model without the output's quantiles.
+    """
     horizon = horizon or forecaster.horizon
-    step = period_days(forecaster.grain)  # type: ignore[arg-type]
-    start = run_date - dt.timedelta(days=step * (forecaster.stats.lookback + 1))
-    end = run_date + dt.timedelta(days=step * (horizon + 1))
-    qcols = quantile_columns(forecaster.quantiles)
-    columns = {"run_date": "date", "sku_id": "bigint", "target_date": "date"}
-    columns |= {c: "double" for c in (*qcols, "mean")} | {
-        "model_version": "varchar",
-        "scored_at": "timestamp",
-    }
-    con = connect_warehouse(settings.warehouse_path)
-    try:
-        skus = active_skus(con, run_date)
-        if not skus:
-            raise ScoringError(
-                f"no active SKU on {run_date}: no units in marts.{MART} in the {ACTIVE_DAYS} days before"
-            )
-        parts = []
-        for i in range(0, len(skus), chunk_skus):
-            frame = _read_chunk(con, skus[i : i + chunk_skus], start, run_date, end)
-            parts.append(
-                forecaster.predict(
-                    frame,
-                    origin=run_date,
-                    horizon=horizon,
-                    batch_size=batch_size,
-                    threads=settings.forecast.score_threads,
-                )
-            )
-        forecast = pl.concat(parts)
-        scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        rows = forecast.select(
-            pl.lit(run_date).alias("run_date"),
-            "sku_id",
-            "target_date",
-            *qcols,
-            "mean",
-            pl.lit(str(model_version or "unregistered")).alias("model_version"),
-            pl.lit(scored_at).alias("scored_at"),
+    missing = [q for q in OUTPUT_QUANTILES if q not in quantile_columns(forecaster.quantiles)]
+    if missing:
+        raise ScoringError(
+            f"the model forecasts quantiles {list(forecaster.quantiles)}; the forecast table needs "
+            f"{list(OUTPUT_QUANTILES)}: keep 0.1, 0.5 and 0.9 in forecast.quantiles"
         )
-        replace_partition(con, FORECAST_TABLE, columns, rows, run_date)
-    finally:
-        con.close()
-    return ScoreResult(
-        run_date=run_date,
-        rows=rows.height,
-        skus=rows["sku_id"].n_unique(),
-        horizon=horizon,
-        model_version=str(model_version or "unregistered"),
-        seconds=time.perf_counter() - started,
-    )
+    step = period_days(forecaster.grain)  # type: ignore[arg-type]
+    start = run_date - dt.timedelta(days=step * (forecaster.lookback + 1))
+    end = run_date + dt.timedelta(days=step * (horizon + 1))
+    days = settings.forecast.active_days
+    skus = active_skus(con, run_date, days)
+    if not skus:
+        raise ScoringError(f"no active SKU on {run_date}: no units in marts.{MART} in the {days} days before")
+    parts = []
+    for i in range(0, len(skus), chunk_skus):
+        frame = _read_chunk(con, skus[i : i + chunk_skus], start, run_date, end)
+        parts.append(
+            forecaster.predict(
+                frame,
+                origin=run_date,
+                horizon=horizon,
+                batch_size=batch_size,
+                threads=settings.forecast.score_threads,
+            )
+        )
+    return pl.concat(parts).select("sku_id", "target_date", *OUTPUT_QUANTILES, "mean")

@@ -1,4 +1,4 @@
-"""The MLflow model: a ``pyfunc`` wrapping the network, its feature statistics and configuration.
+"""The MLflow model: a ``pyfunc`` wrapping a fitted forecaster (the LSTM or XGBoost).
 
 ``mlflow.pyfunc.load_model("models:/demand_forecaster@champion").predict(features, params=...)``
 takes a mart-shaped pandas frame (``date``, ``sku_id``, ``units`` required; other
@@ -21,6 +21,7 @@ import mlflow.pyfunc
 import pandas as pd
 import polars as pl
 
+from pipelines.forecast.boosted import TrainedBoostedForecaster
 from pipelines.forecast.data import REQUIRED_COLUMNS, normalise_types
 from pipelines.forecast.train import TrainedForecaster
 
@@ -28,19 +29,27 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
 MODEL_NAME = "demand_forecaster"
+Forecaster = TrainedForecaster | TrainedBoostedForecaster
 ARTIFACT_KEY = "forecaster"
 # What the model needs at serving time (pinned to the installed versions by the registry helper).
-REQUIREMENTS = ("torch", "lightning", "polars", "numpy", "pandas", "pyarrow")
+REQUIREMENTS = ("torch", "lightning", "xgboost-cpu", "polars", "numpy", "pandas", "pyarrow")
+
+
+def load_forecaster(directory: str | Path) -> Forecaster:
+    """The forecaster saved in ``directory``, whichever kind it is."""
+    if TrainedBoostedForecaster.is_saved_in(directory):
+        return TrainedBoostedForecaster.load(directory)
+    return TrainedForecaster.load(directory)
 
 
 class DemandForecasterModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper around :class:`TrainedForecaster` (loaded from the ``forecaster`` artifact)."""
+    """pyfunc wrapper around a forecaster (loaded from the ``forecaster`` artifact)."""
 
     def __init__(self) -> None:
-        self.forecaster: TrainedForecaster | None = None
+        self.forecaster: Forecaster | None = None
 
     def load_context(self, context: Any) -> None:
-        self.forecaster = TrainedForecaster.load(context.artifacts[ARTIFACT_KEY])
+        self.forecaster = load_forecaster(context.artifacts[ARTIFACT_KEY])
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -85,10 +94,10 @@ def _signature(example: pl.DataFrame, output: pl.DataFrame) -> Any:
     return inferred
 
 
-def input_example(features: pl.DataFrame, forecaster: TrainedForecaster, n_skus: int = 2) -> pl.DataFrame:
+def input_example(features: pl.DataFrame, forecaster: Forecaster, n_skus: int = 2) -> pl.DataFrame:
     """A small, real input: ``n_skus`` SKUs' last lookback days, typed as plain pandas-friendly columns."""
     last = features["date"].max()
-    days = forecaster.stats.lookback * (7 if forecaster.grain == "weekly" else 1) + 7
+    days = forecaster.lookback * (7 if forecaster.grain == "weekly" else 1) + 7
     skus = (
         features.filter(pl.col("date") == last)
         .select("sku_id")
@@ -105,11 +114,9 @@ def input_example(features: pl.DataFrame, forecaster: TrainedForecaster, n_skus:
     return example.with_columns(pl.col(measures).cast(pl.Float64))
 
 
-def log_forecaster(
-    forecaster: TrainedForecaster, features: pl.DataFrame, *, name: str = "model"
-) -> ModelInfo:
+def log_forecaster(forecaster: Forecaster, features: pl.DataFrame, *, name: str = "model") -> ModelInfo:
     """Log the forecaster as a pyfunc model in the active run (signature, input example, pinned deps)."""
-    from pipelines.registry import pip_requirements
+    from pipelines.ml.registry import pip_requirements
 
     example = input_example(features, forecaster)
     output = forecaster.predict(example)
@@ -127,10 +134,10 @@ def log_forecaster(
             )
 
 
-def unwrap(model: Any) -> TrainedForecaster:
-    """The :class:`TrainedForecaster` inside a loaded pyfunc model."""
+def unwrap(model: Any) -> Forecaster:
+    """The forecaster inside a loaded pyfunc model."""
     inner = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else model
     forecaster = getattr(inner, "forecaster", None)
-    if not isinstance(forecaster, TrainedForecaster):
+    if not isinstance(forecaster, TrainedForecaster | TrainedBoostedForecaster):
         raise TypeError(f"{type(inner).__name__} is not a demand forecaster pyfunc model")
     return forecaster

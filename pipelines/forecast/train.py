@@ -22,6 +22,7 @@ from pipelines.forecast.data import (
     DemandDataModule,
     FeatureStats,
     ForecastDataError,
+    Panel,
     build_panel,
     censor_after,
     gather_windows,
@@ -83,6 +84,10 @@ class TrainedForecaster:
         return self.stats.horizon
 
     @property
+    def lookback(self) -> int:
+        return self.stats.lookback
+
+    @property
     def grain(self) -> str:
         return self.stats.grain
 
@@ -112,33 +117,10 @@ class TrainedForecaster:
             One row per SKU and period: ``sku_id, step, target_date, p10, p50, p90, mean`` (quantile
             columns follow the trained levels), in units per period.
         """
-        horizon = horizon or self.horizon
-        if not 1 <= horizon <= self.horizon:
-            raise ForecastDataError(
-                f"horizon must be between 1 and the trained horizon {self.horizon}, got {horizon}"
-            )
-        missing = [c for c in ("date", "sku_id", "units") if c not in features.columns]
-        if missing:
-            raise ForecastDataError(f"the features frame lacks required column(s) {missing}")
-        features = features.with_columns(pl.col("date").cast(pl.Date))
-        if origin is None:
-            seen = features.filter(pl.col("units").is_not_null())
-            if seen.is_empty():
-                raise ForecastDataError("no rows with units: nothing to forecast from")
-            origin = seen["date"].max()
-        grain = self.stats.grain
-        step = period_days(grain)  # type: ignore[arg-type]
-        origin_period = last_complete_period(origin, grain)  # type: ignore[arg-type]
-        start = origin_period - dt.timedelta(days=step * (self.stats.lookback - 1))
-        end = origin_period + dt.timedelta(days=step * horizon)
-        frame = censor_after(features, origin).filter(
-            pl.col("date").is_between(start - dt.timedelta(days=7), end + dt.timedelta(days=6))
+        horizon = check_horizon(horizon, self.horizon)
+        panel, t0, origin_period, series = origin_panel(
+            features, origin, self.stats.grain, self.stats.lookback, horizon
         )
-        prepared = prepare_features(frame, grain)  # type: ignore[arg-type]
-        panel = build_panel(prepared, grain, start=start, end=end)  # type: ignore[arg-type]
-        t0 = panel.index_of(origin_period)
-        has_history = panel.observed[:, : t0 + 1].any(axis=1)
-        series = np.flatnonzero(has_history)
         qcols = quantile_columns(self.quantiles)
         if len(series) == 0:
             return _empty_forecast(qcols)
@@ -157,18 +139,7 @@ class TrainedForecaster:
                 )
                 out_q[i : i + len(chunk)] = q.numpy() * w["scale"][:, None, None]
                 out_mean[i : i + len(chunk)] = m.numpy() * w["scale"][:, None]
-        n = len(series)
-        steps = np.tile(np.arange(1, horizon + 1), n)
-        targets = [origin_period + dt.timedelta(days=step * h) for h in range(1, horizon + 1)]
-        data: dict[str, Any] = {
-            "sku_id": np.repeat(panel.sku_ids[series], horizon),
-            "step": steps.astype(np.int32),
-            "target_date": pl.Series(targets * n, dtype=pl.Date),
-        }
-        for j, name in enumerate(qcols):
-            data[name] = out_q[:, :, j].reshape(-1).astype(np.float64)
-        data["mean"] = out_mean.reshape(-1).astype(np.float64)
-        return pl.DataFrame(data)
+        return forecast_frame(panel, series, origin_period, out_q, out_mean, qcols)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``network.pt`` (state dict) and ``forecaster.json`` (stats, config, metrics)."""
@@ -200,6 +171,69 @@ class TrainedForecaster:
             network_config=config,
             metrics=meta.get("metrics", {}),
         )
+
+
+def check_horizon(horizon: int | None, trained: int) -> int:
+    """``horizon`` (default: the trained one), which must lie in 1..trained."""
+    horizon = horizon or trained
+    if not 1 <= horizon <= trained:
+        raise ForecastDataError(f"horizon must be between 1 and the trained horizon {trained}, got {horizon}")
+    return horizon
+
+
+def origin_panel(
+    features: pl.DataFrame, origin: dt.date | None, grain: str, lookback: int, horizon: int
+) -> tuple[Panel, int, dt.date, np.ndarray]:
+    """The panel a forecast from ``origin`` needs: ``lookback`` periods of history, ``horizon`` ahead.
+
+    Returns:
+        The panel, the origin period's index in it, the origin period's start, and the indices
+        of the series with history up to the origin (the ones to forecast).
+    """
+    missing = [c for c in ("date", "sku_id", "units") if c not in features.columns]
+    if missing:
+        raise ForecastDataError(f"the features frame lacks required column(s) {missing}")
+    features = features.with_columns(pl.col("date").cast(pl.Date))
+    if origin is None:
+        seen = features.filter(pl.col("units").is_not_null())
+        if seen.is_empty():
+            raise ForecastDataError("no rows with units: nothing to forecast from")
+        origin = seen["date"].max()
+    step = period_days(grain)  # type: ignore[arg-type]
+    origin_period = last_complete_period(origin, grain)  # type: ignore[arg-type]
+    start = origin_period - dt.timedelta(days=step * (lookback - 1))
+    end = origin_period + dt.timedelta(days=step * horizon)
+    frame = censor_after(features, origin).filter(
+        pl.col("date").is_between(start - dt.timedelta(days=7), end + dt.timedelta(days=6))
+    )
+    prepared = prepare_features(frame, grain)  # type: ignore[arg-type]
+    panel = build_panel(prepared, grain, start=start, end=end)  # type: ignore[arg-type]
+    t0 = panel.index_of(origin_period)
+    series = np.flatnonzero(panel.observed[:, : t0 + 1].any(axis=1))
+    return panel, t0, origin_period, series
+
+
+def forecast_frame(
+    panel: Panel,
+    series: np.ndarray,
+    origin_period: dt.date,
+    quantiles: np.ndarray,
+    mean: np.ndarray,
+    qcols: list[str],
+) -> pl.DataFrame:
+    """One row per SKU and period from (S, H, Q) quantile and (S, H) mean forecasts."""
+    n, horizon = mean.shape
+    step = period_days(panel.grain)  # type: ignore[arg-type]
+    targets = [origin_period + dt.timedelta(days=step * h) for h in range(1, horizon + 1)]
+    data: dict[str, Any] = {
+        "sku_id": np.repeat(panel.sku_ids[series], horizon),
+        "step": np.tile(np.arange(1, horizon + 1), n).astype(np.int32),
+        "target_date": pl.Series(targets * n, dtype=pl.Date),
+    }
+    for j, name in enumerate(qcols):
+        data[name] = quantiles[:, :, j].reshape(-1).astype(np.float64)
+    data["mean"] = mean.reshape(-1).astype(np.float64)
+    return pl.DataFrame(data)
 
 
 def _empty_forecast(qcols: list[str]) -> pl.DataFrame:

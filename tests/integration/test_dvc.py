@@ -182,15 +182,15 @@ def test_full_repro_lands_one_partition_builds_the_warehouse_trains_and_scores(p
     assert published["mart_demand_features"]["rows"] > 0
     trained = json.loads((project / "metrics/forecast_train.json").read_text())
     assert trained["run_date"] == "2024-12-31"  # the tiny world's last day, found in the marts
-    assert set(trained["backtest"]) == {"lstm", "seasonal_naive", "moving_average", "xgboost"}
-    assert trained["backtest"]["lstm"]["wape"] > 0
-    replay = trained["replenishment_replay"]
-    assert {"lstm_quantile", "traditional"} <= set(replay) and replay["traditional"]["safety_days"] > 0
-    assert 0 < replay["lstm_quantile"]["fill_rate"] <= 1
+    assert set(trained["evaluation"]) == {"lstm", "seasonal_naive", "moving_average", "xgboost"}
+    assert trained["evaluation"]["lstm"]["wape"] > 0 and trained["model_kind"] in ("lstm", "xgboost")
+    replay = trained["extra"]
+    assert replay["sim_traditional_safety_days"] > 0
+    assert 0 < replay["sim_lstm_quantile_fill_rate"] <= 1
     scored = json.loads((project / "metrics/forecast_score.json").read_text())
-    assert scored["run_date"] == "2024-12-31" and scored["rows"] == scored["skus"] * 28 > 0
+    assert scored["run_date"] == "2024-12-31" and scored["rows"] == scored["entities"] * 28 > 0
     shown = _run(project, "dvc", "metrics", "show").stdout
-    assert "forecast_train.json" in shown and "backtest.lstm.wape" in shown
+    assert "forecast_train.json" in shown and "evaluation.lstm.wape" in shown
 
     # Nothing changed: no stage reruns (scoring wrote to the warehouse, which DVC does not track),
     # and the raw zone still holds exactly one partition.

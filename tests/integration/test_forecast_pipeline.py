@@ -96,7 +96,7 @@ def _tables(seed: int = 0) -> dict[str, pl.DataFrame]:
                 }
             )
     dates = pl.DataFrame({"date": all_dates}).with_columns(
-        pl.lit(None, pl.String).alias("event_name"),
+        pl.lit(None, pl.String).alias("shopping_event"),
         pl.lit(None, pl.String).alias("event_phase"),
         pl.lit(None, pl.Int64).alias("days_to_event_peak"),
         pl.lit(False).alias("is_public_holiday"),
@@ -120,7 +120,8 @@ def _tables(seed: int = 0) -> dict[str, pl.DataFrame]:
 def trained(tmp_path_factory: pytest.TempPathFactory):
     """Settings over a fresh warehouse, and the result of one training run on it."""
     from pipelines.config import load_settings
-    from pipelines.forecast.tracking import run_training
+    from pipelines.forecast.family import FORECAST
+    from pipelines.ml.lifecycle import train_family
 
     home = tmp_path_factory.mktemp("forecast_pipeline")
     settings = load_settings({"ECOM_HOME": str(home)})
@@ -149,31 +150,35 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
         con.execute(f"create table {name} as select * from _frame")
         con.unregister("_frame")
     con.close()
-    return settings, run_training(settings, RUN_DATE)
+    return settings, train_family(FORECAST, settings, RUN_DATE)
 
 
-def test_training_registers_and_promotes_the_lstm(trained) -> None:
-    from pipelines.registry import CHAMPION, tracking
+def test_training_registers_and_promotes_the_better_candidate(trained) -> None:
+    from pipelines.ml.registry import CHAMPION, tracking
 
     settings, out = trained
-    assert out["model_name"] == "demand_forecaster" and out["model_version"] == 1
-    assert (
-        out["wape"]["lstm"]
-        < out["baseline_wape"]
-        == min(out["wape"]["seasonal_naive"], out["wape"]["moving_average"])
-    )
-    assert out["promoted"], out["reason"]
+    assert out.model_name == "demand_forecaster" and out.model_version == 1
+    wape = {
+        m: out.evaluation.metric(m, "wape") for m in ("lstm", "xgboost", "seasonal_naive", "moving_average")
+    }
+    assert out.model_kind == min(("lstm", "xgboost"), key=wape.__getitem__)
+    assert wape[out.model_kind] < min(wape["seasonal_naive"], wape["moving_average"]) == out.decision.baseline
+    assert out.promoted, out.reason
     client = tracking(settings)
-    assert int(client.get_model_version_by_alias("demand_forecaster", CHAMPION).version) == 1
-    assert {row["policy"] for row in out["simulation"]} >= {"lstm_quantile", "traditional"}
+    champion = client.get_model_version_by_alias("demand_forecaster", CHAMPION)
+    assert int(champion.version) == 1 and champion.tags["ecom.model_kind"] == out.model_kind
+    assert {row["policy"] for row in out.evaluation.tables["replenishment_simulation"].to_dicts()} >= {
+        "lstm_quantile",
+        "traditional",
+    }
 
 
 def test_the_run_logs_nested_folds_with_the_same_metrics_tables_and_figures(trained) -> None:
-    from pipelines.registry import experiment, tracking
+    from pipelines.ml.registry import experiment, tracking
 
     settings, out = trained
     client = tracking(settings)
-    parent = client.get_run(out["run_id"])
+    parent = client.get_run(out.run_id)
     for name in (
         "wape",
         "mase",
@@ -186,14 +191,14 @@ def test_the_run_logs_nested_folds_with_the_same_metrics_tables_and_figures(trai
         assert name in parent.data.metrics, name
     assert parent.data.params["forecast.horizon"] == "7"
     children = client.search_runs(
-        [experiment(settings, "forecast")], f"tags.mlflow.parentRunId = '{out['run_id']}'"
+        [experiment(settings, "forecast")], f"tags.mlflow.parentRunId = '{out.run_id}'"
     )
     kinds = {c.data.tags["model_kind"] for c in children}
     assert kinds == {"lstm", "seasonal_naive", "moving_average", "xgboost"}
     folds = [c for c in children if c.data.tags.get("fold")]
     assert len({frozenset(k for k in c.data.metrics if k in ("wape", "mase", "bias")) for c in folds}) == 1
-    artifacts = {a.path for a in client.list_artifacts(out["run_id"], "tables")}
-    artifacts |= {a.path for a in client.list_artifacts(out["run_id"], "figures")}
+    artifacts = {a.path for a in client.list_artifacts(out.run_id, "tables")}
+    artifacts |= {a.path for a in client.list_artifacts(out.run_id, "figures")}
     for path in (
         "tables/comparison.csv",
         "tables/per_category.csv",
@@ -207,7 +212,7 @@ def test_the_run_logs_nested_folds_with_the_same_metrics_tables_and_figures(trai
 def test_the_champion_loads_as_pyfunc_and_forecasts_from_a_features_frame(trained) -> None:
     import mlflow
 
-    from pipelines.registry import tracking
+    from pipelines.ml.registry import tracking
 
     settings, _ = trained
     tracking(settings)
@@ -222,16 +227,17 @@ def test_the_champion_loads_as_pyfunc_and_forecasts_from_a_features_frame(traine
 
 
 def test_scoring_writes_every_active_sku_and_is_idempotent(trained) -> None:
-    from pipelines.forecast.score import score_forecast
+    from pipelines.forecast.family import FORECAST
+    from pipelines.ml.scoring import score_family
 
     settings, _ = trained
-    first = score_forecast(settings, RUN_DATE)
-    assert first.rows == N_SKUS * 7 and first.skus == N_SKUS and first.model_version == "1"
+    first = score_family(FORECAST, settings, RUN_DATE)
+    assert first.rows == N_SKUS * 7 and first.entities == N_SKUS and first.model_version == "1"
     con = duckdb.connect(str(settings.warehouse_path))
     cols = "run_date, sku_id, target_date, p10, p50, p90, mean, model_version"
     before = con.sql(f"select {cols} from forecasts.demand_forecast order by sku_id, target_date").fetchall()
     con.close()
-    score_forecast(settings, RUN_DATE)
+    score_family(FORECAST, settings, RUN_DATE)
     con = duckdb.connect(str(settings.warehouse_path))
     after = con.sql(f"select {cols} from forecasts.demand_forecast order by sku_id, target_date").fetchall()
     dates = con.sql("select min(target_date), max(target_date) from forecasts.demand_forecast").fetchall()[0]
@@ -241,11 +247,12 @@ def test_scoring_writes_every_active_sku_and_is_idempotent(trained) -> None:
 
 
 def test_replenishment_plan_follows_the_forecast_and_is_idempotent(trained) -> None:
-    from pipelines.forecast.score import score_forecast
+    from pipelines.forecast.family import FORECAST
+    from pipelines.ml.scoring import score_family
     from pipelines.replenishment import plan_replenishment
 
     settings, _ = trained
-    score_forecast(settings, RUN_DATE)
+    score_family(FORECAST, settings, RUN_DATE)
     first = plan_replenishment(settings, RUN_DATE)
     second = plan_replenishment(settings, RUN_DATE)
     assert first.skus == second.skus == N_SKUS and first.units_ordered == second.units_ordered
@@ -261,15 +268,16 @@ def test_replenishment_plan_follows_the_forecast_and_is_idempotent(trained) -> N
 
 
 def test_scoring_and_planning_explain_what_is_missing(settings) -> None:
-    from pipelines.forecast.score import ScoringError, score_forecast
-    from pipelines.registry import NoChampionError
+    from pipelines.forecast.family import FORECAST
+    from pipelines.ml.registry import NoChampionError
+    from pipelines.ml.scoring import ScoringError, score_family
     from pipelines.replenishment import ReplenishmentError, plan_replenishment
 
     with pytest.raises(ScoringError, match="no warehouse at"):
-        score_forecast(settings, RUN_DATE)
+        score_family(FORECAST, settings, RUN_DATE)
     settings.data_dir.mkdir(parents=True)
     duckdb.connect(str(settings.warehouse_path)).close()
     with pytest.raises(NoChampionError, match="has no @champion version"):
-        score_forecast(settings, RUN_DATE)
+        score_family(FORECAST, settings, RUN_DATE)
     with pytest.raises(ReplenishmentError, match="run the scoring step"):
         plan_replenishment(settings, RUN_DATE)

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from pipelines.config import Settings, load_settings
-from pipelines.registry import (
+from pipelines.ml.registry import (
     CHALLENGER,
     CHAMPION,
     NoChampionError,

@@ -11,10 +11,10 @@ import torch
 
 from pipelines.forecast.baselines import censored, mase_denominators, moving_average, seasonal_naive
 from pipelines.forecast.data import Panel
-from pipelines.forecast.evaluate import format_comparison
 from pipelines.forecast.metrics import calibration, summarise
 from pipelines.forecast.module import pinball_loss
 from pipelines.forecast.network import DemandNetwork, monotone_quantiles
+from pipelines.ml.family import format_table
 
 
 def network() -> DemandNetwork:
@@ -145,7 +145,7 @@ def test_point_forecasters_get_the_same_columns_with_nulls() -> None:
     assert table.columns == full.columns
     row = table.row(0, named=True)
     assert row["pinball_p10"] is None and row["coverage_80"] is None and row["pinball_p50"] is not None
-    text = format_comparison(pl.concat([full, table]))
+    text = format_table(pl.concat([full, table]))
     assert "naive" in text and " - " in text and text.splitlines()[0].startswith("model")
 
 

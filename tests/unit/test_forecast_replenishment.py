@@ -6,15 +6,12 @@ import math
 from statistics import NormalDist
 
 import numpy as np
+import polars as pl
 import pytest
 
-from pipelines.replenishment import (
-    _replay,
-    order_quantity,
-    quantile_policy,
-    sigma_from_quantiles,
-    traditional_policy,
-)
+from pipelines.replenishment import order_quantity, quantile_policy, sigma_from_quantiles, traditional_policy
+from pipelines.replenishment.plan import ReplenishmentError, align_to_skus
+from pipelines.replenishment.replay import _replay
 
 
 def test_quantile_policy_on_a_hand_example() -> None:
@@ -82,3 +79,19 @@ def test_replay_counts_fill_rate_stockouts_and_turnover() -> None:
     assert out["fill_rate"] == pytest.approx(1 - 5 / 42)
     assert out["orders"] == 1.0
     assert 0 < out["stockout_rate"] < 1 and out["inventory_turnover"] > 0
+
+
+def test_plan_inputs_are_aligned_to_the_forecast_order_whatever_the_join_returns() -> None:
+    skus = np.array([30, 10, 20])
+    leads = pl.DataFrame({"sku_id": [10, 20, 30], "lead_time_days": [1.0, 2.0, 3.0]})
+    stock = pl.DataFrame({"sku_id": [20, 30], "on_hand": [5.0, 6.0]})
+    frame = align_to_skus(skus, leads, stock)
+    assert frame["sku_id"].to_list() == [30, 10, 20]
+    assert frame["lead_time_days"].to_list() == [3.0, 1.0, 2.0]
+    assert frame["on_hand"].to_list() == [6.0, None, 5.0]
+
+
+def test_plan_inputs_that_repeat_a_sku_are_refused() -> None:
+    leads = pl.DataFrame({"sku_id": [1, 1, 2], "lead_time_days": [1.0, 2.0, 3.0]})
+    with pytest.raises(ReplenishmentError, match="repeat a SKU"):
+        align_to_skus(np.array([1, 2]), leads)

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines import __version__
 from pipelines.config import Settings
-from pipelines.registry import (
+from pipelines.ml.registry import (
     CHALLENGER,
     CHAMPION,
     NoChampionError,

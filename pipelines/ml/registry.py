@@ -56,6 +56,7 @@ __all__ = [
     "PromotionDecision",
     "artifact_location",
     "champion_uri",
+    "champion_version",
     "data_version",
     "experiment",
     "flatten_params",
@@ -262,17 +263,20 @@ def tracked_run(
     parent_run_id: str | None = None,
     run_date: dt.date | str | None = None,
     note: str | None = None,
+    standard_tags: Mapping[str, str] | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """A run in the family's experiment with flattened params and the standard tags.
 
     Nest runs (e.g. backtest folds) with ``nested=True`` inside a parent ``tracked_run``, or
     with ``parent_run_id``. ``note`` becomes the run's description in the UI. The run ends as
-    FAILED when the block raises.
+    FAILED when the block raises. ``standard_tags``: :func:`run_tags` computed once by the caller
+    (a training run and its nested runs share them), instead of per run.
     """
     import mlflow
 
     experiment_id = experiment(settings, family)
-    all_tags = run_tags(settings, family, run_date) | {k: str(v) for k, v in (tags or {}).items()}
+    base = standard_tags if standard_tags is not None else run_tags(settings, family, run_date)
+    all_tags = dict(base) | {k: str(v) for k, v in (tags or {}).items()}
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
@@ -410,11 +414,12 @@ class PromotionDecision:
     metric: str
     candidate: float
     champion: float | None  # the current champion's value of the metric; None without one
-    baseline: float
+    baseline: float  # the strongest baseline's value
     promoted: bool  # the version is @champion after the decision
     reason: str
     higher_is_better: bool
     champion_version: int | None = None  # the champion compared against
+    baseline_name: str = "baseline"
 
 
 def _version_metric(client: mlflow.MlflowClient, mv: ModelVersion, metric: str) -> float | None:
@@ -428,23 +433,47 @@ def _version_metric(client: mlflow.MlflowClient, mv: ModelVersion, metric: str) 
     return None
 
 
+def _strongest(baselines: Mapping[str, float], higher: bool) -> tuple[str, float]:
+    finite = {k: float(v) for k, v in baselines.items() if not math.isnan(float(v))}
+    if not finite:
+        raise ValueError(f"no finite baseline figure among {dict(baselines)}")
+    name = (max if higher else min)(finite, key=finite.__getitem__)
+    return name, finite[name]
+
+
 def _decide(
-    candidate: float, champion: float | None, champion_version: int | None, baseline: float, higher: bool
+    candidate: float,
+    champion: float | None,
+    champion_version: int | None,
+    baseline: tuple[str, float],
+    higher: bool,
+    same_recipe: bool = False,
 ) -> tuple[bool, str]:
     def beats(a: float, b: float) -> bool:
         return a > b if higher else a < b
 
     direction = "higher" if higher else "lower"
+    name, value = baseline
     if math.isnan(candidate):
         return False, "candidate metric is NaN"
-    if not beats(candidate, baseline):
-        return False, f"does not beat the baseline ({candidate:.6g} vs {baseline:.6g}, {direction} is better)"
+    if not beats(candidate, value):
+        return False, (
+            f"does not beat every baseline: {name} scores {value:.6g} against {candidate:.6g} "
+            f"({direction} is better)"
+        )
     if champion_version is None:
-        return True, f"first champion: beats the baseline ({candidate:.6g} vs {baseline:.6g})"
+        return True, f"first champion: beats every baseline (best, {name}: {value:.6g} vs {candidate:.6g})"
     if champion is None:
         return True, (
-            f"beats the baseline ({candidate:.6g} vs {baseline:.6g}); champion v{champion_version} "
-            f"has no recorded value of this metric"
+            f"beats every baseline ({name}: {value:.6g} vs {candidate:.6g}); champion v{champion_version} "
+            f"has no figure for this metric"
+        )
+    if same_recipe and not beats(champion, candidate):
+        # The champion's recipe is the candidate's: the same figure on the same folds, so the
+        # fresher fit (more data) takes over.
+        return True, (
+            f"same recipe as champion v{champion_version} ({candidate:.6g}), refitted on newer data; "
+            f"beats every baseline ({name}: {value:.6g})"
         )
     if not beats(candidate, champion):
         return False, (
@@ -452,8 +481,8 @@ def _decide(
             f"{direction} is better)"
         )
     return True, (
-        f"beats champion v{champion_version} ({candidate:.6g} vs {champion:.6g}) and the baseline "
-        f"({baseline:.6g})"
+        f"beats champion v{champion_version} ({candidate:.6g} vs {champion:.6g}) and every baseline "
+        f"(best, {name}: {value:.6g})"
     )
 
 
@@ -464,44 +493,63 @@ def promote_if_better(
     *,
     metric: str,
     candidate: float,
-    baseline: float,
+    baseline: float | Mapping[str, float],
     higher_is_better: bool = False,
     run_id: str | None = None,
+    champion_value: float | None = None,
+    same_recipe: bool = False,
 ) -> PromotionDecision:
-    """Make ``version`` the ``@champion`` only if it strictly beats the champion and the baseline.
+    """Make ``version`` the ``@champion`` only if it strictly beats the champion and every baseline.
 
-    The champion's figure is its ``metric.<metric>`` version tag (recorded here and by
-    :func:`register`), else that metric of its run. Without a champion the version only has to
-    beat the baseline. The decision is logged to ``run_id`` (default: the version's run) as
-    ``promotion.*`` tags and metrics, and on the model version as ``promotion.*`` tags; a lost
-    comparison leaves ``@champion`` where it was.
+    Args:
+        baseline: The baselines' figures by name (or one figure); the candidate must beat each.
+        champion_value: The current champion's figure re-evaluated on the candidate's folds or
+            held-out set (what the shared model layer passes). Without it: the champion's
+            ``metric.<metric>`` version tag, else that metric of its run.
+        same_recipe: The champion's recipe is the candidate's, so ``champion_value`` is the
+            candidate's own figure: a tie then promotes the fresher fit.
+
+    Without a champion the version only has to beat the baselines. The decision is logged to
+    ``run_id`` (default: the version's run) as ``promotion.*`` tags and metrics, and on the model
+    version as ``promotion.*`` tags; a lost comparison leaves ``@champion`` where it was.
     """
     client = tracking(settings)
     mv = client.get_model_version(model_name, str(version))
-    candidate, baseline = float(candidate), float(baseline)
+    candidate = float(candidate)
+    baselines = baseline if isinstance(baseline, Mapping) else {"baseline": float(baseline)}
+    strongest = _strongest(baselines, higher_is_better)
     current = _alias_version(client, model_name, CHAMPION)
     if current is not None and int(current.version) == int(version):
         promoted, reason, champion, champion_version = True, "already the champion", candidate, int(version)
     else:
         champion_version = int(current.version) if current is not None else None
-        champion = _version_metric(client, current, metric) if current is not None else None
-        promoted, reason = _decide(candidate, champion, champion_version, baseline, higher_is_better)
+        champion = None
+        if current is not None:
+            champion = (
+                float(champion_value)
+                if champion_value is not None
+                else _version_metric(client, current, metric)
+            )
+        promoted, reason = _decide(
+            candidate, champion, champion_version, strongest, higher_is_better, same_recipe
+        )
     decision = PromotionDecision(
         model_name=model_name,
         version=int(version),
         metric=metric,
         candidate=candidate,
         champion=champion,
-        baseline=baseline,
+        baseline=strongest[1],
         promoted=promoted,
         reason=reason,
         higher_is_better=higher_is_better,
         champion_version=champion_version,
+        baseline_name=strongest[0],
     )
     if promoted:
         client.set_registered_model_alias(model_name, CHAMPION, str(version))
 
-    figures = {"promotion.candidate": candidate, "promotion.baseline": baseline}
+    figures = {"promotion.candidate": candidate, "promotion.baseline": strongest[1]}
     if champion is not None:
         figures["promotion.champion_value"] = champion
     labels = {
@@ -509,6 +557,7 @@ def promote_if_better(
         "promotion.reason": reason,
         "promotion.metric": metric,
         "promotion.higher_is_better": str(higher_is_better).lower(),
+        "promotion.baseline_name": strongest[0],
     }
     if champion_version is not None:
         labels["promotion.champion_version"] = str(champion_version)
@@ -523,6 +572,11 @@ def promote_if_better(
             client.log_metric(target_run, key, value)
     log.info("promotion %s v%s: %s (%s)", model_name, version, promoted, reason)
     return decision
+
+
+def champion_version(settings: Settings, model_name: str) -> ModelVersion | None:
+    """The ``@champion`` model version (with its tags), or None when there is none."""
+    return _alias_version(tracking(settings), model_name, CHAMPION)
 
 
 def champion_uri(model_name: str) -> str:

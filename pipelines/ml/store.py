@@ -1,4 +1,4 @@
-"""Writing forecast tables: one run date's rows replaced atomically."""
+"""Writing model outputs: one run date's rows replaced atomically, for every family."""
 
 from __future__ import annotations
 
