@@ -6,11 +6,16 @@ dated marts, the whole table for dimensions (audit). :func:`publish_marts` then 
 ``marts`` table level with ``build_marts`` in one transaction (publish; only the rewritten dates of
 incremental marts are copied), so analysts see either the old
 marts or the new ones, never a mix, and a failed audit or copy leaves ``marts`` as it was.
+
+Every audit records what it saw of the marts it checks (a cheap state of each, see
+:func:`_build_state`) in ``quality.marts_audits``; publishing, whichever command runs it, refuses
+unless the latest audit passed and those marts are still as that audit saw them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +38,23 @@ from pipelines.quality.store import insert_validation_results, quote, table_exis
 from pipelines.quality.suites import Dimension, Rule, Severity, list_suites, read_suite
 from pipelines.warehouse import connect_warehouse
 
-__all__ = ["BUILD_SCHEMA", "PUBLISH_SCHEMA", "MartsValidationResult", "publish_marts", "validate_marts"]
+__all__ = [
+    "AUDITS_TABLE",
+    "BUILD_SCHEMA",
+    "PUBLISH_SCHEMA",
+    "MartsValidationResult",
+    "publish_marts",
+    "validate_marts",
+]
 
 BUILD_SCHEMA = "build_marts"
 PUBLISH_SCHEMA = "marts"
+# One row per marts audit: what it saw of build_marts and whether it passed (see publish_marts).
+AUDITS_TABLE = "quality.marts_audits"
+_AUDITS_DDL = f"""
+create table if not exists {AUDITS_TABLE} (
+    run_id varchar, run_date date, audited_at timestamp, passed boolean, build_state varchar
+)"""
 DEFAULT_CHANNELS = ("app", "web")
 # Incremental publish (see _publish_table): dbt's write stamp on incremental marts, and their dates.
 _WRITTEN_AT = "_written_at"
@@ -138,8 +156,9 @@ def validate_marts(
     Raises:
         QualityError: The warehouse does not exist.
         QualityGateError: A blocking expectation failed, or a mart with a suite is missing from
-            ``build_marts`` or lacks a column its suite names. Results are recorded either way;
-            ``marts`` is not touched.
+            ``build_marts`` or lacks a column its suite names. Results and the audit (failed, so
+            :func:`publish_marts` refuses this build) are recorded either way; ``marts`` is not
+            touched.
     """
     import pandas as pd
 
@@ -154,6 +173,8 @@ def validate_marts(
         runner = SuiteRunner.for_reports(settings.reports_dir)
         built = _relations(con, BUILD_SCHEMA)
         suites = list_suites("marts")
+        # Taken before any mart is read; no other process can write while this one holds the file.
+        state = _build_state(con, built, suites)
         outcomes: list[Outcome] = []
         validated: dict[str, int] = {}
         min_rows: dict[str, int] = {}
@@ -202,6 +223,7 @@ def validate_marts(
         insert_validation_results(
             con, outcomes, run_id=run_id, run_date=run_date, stage="marts", validated_at=now
         )
+        _record_audit(con, run_id, run_date, now, passed=not verdict.blocked, state=state)
         con.commit()
     finally:
         con.close()
@@ -242,18 +264,25 @@ def publish_marts(
 ) -> list[str]:
     """Bring every ``marts`` table level with ``build_marts``, all in one transaction (see _publish_table).
 
+    Only an audited build is published: the audit (the latest one in ``quality.marts_audits``, or
+    ``run_id``) must have passed every blocking expectation, and every mart it checked must still be
+    as it saw it. A rebuild since the audit (dbt rewrote or dropped an audited mart) needs a new
+    audit first; marts without a suite are published unaudited, as the audit warned.
+
     Args:
         settings: Where the warehouse is.
-        run_id: The marts audit this publish follows. When given, publishing refuses unless that
-            audit is recorded in ``quality.validation_results`` with no failed blocking expectation.
+        run_id: The marts audit this publish follows (the DAG passes its own); default: the
+            latest audit recorded.
         progress: Called with short human-readable messages.
 
     Returns:
         The published table names, sorted.
 
     Raises:
-        QualityError: Nothing to publish, the audit ``run_id`` is missing or failed, or a copy failed;
-            in every case ``marts`` is exactly as it was.
+        QualityError: Nothing to publish; no audit is recorded (or not ``run_id``); the audit
+            failed (the message names its failed checks); ``build_marts`` changed after the audit
+            (the message names the tables); or a copy failed. In every case ``marts`` is exactly
+            as it was.
     """
     import duckdb
 
@@ -267,8 +296,8 @@ def publish_marts(
             raise QualityError(
                 f"nothing to publish: schema {BUILD_SCHEMA} has no tables (run dbt build first)"
             )
-        if run_id is not None:
-            _check_audit(con, run_id)
+        audit = _check_audit(con, run_id, tables)
+        say(f"publishing the build audited by {audit}")
         step = f"create schema {PUBLISH_SCHEMA}"
         con.begin()
         try:
@@ -347,19 +376,98 @@ def _min_rows(con: Any, mart: str, run_date: dt.date) -> int:
     return max(1, int(rows[0][0] or 0))
 
 
-def _check_audit(con: Any, run_id: str) -> None:
-    if not table_exists(con, "quality", "validation_results"):
-        raise QualityError(f"no marts audit {run_id} recorded (quality.validation_results does not exist)")
-    rows = con.execute(
-        "select count(*), count(*) filter (where not success and severity = 'block') "
-        "from quality.validation_results where run_id = ? and stage = 'marts'",
-        [run_id],
+def _build_state(con: Any, relations: dict[str, dict[str, str]], audited: list[str]) -> dict[str, str]:
+    """What an audit saw of each mart it checks, cheap enough to take at every audit and publish.
+
+    Only the marts with a suite (``audited``) count: the others are published unaudited, as the
+    audit warns, and may change after it (the model-output marts, rebuilt after scoring).
+    A mart missing from ``build_marts`` has no state. A table's state is its columns and types, its
+    row count and either the latest ``_written_at`` (incremental marts: every dbt run that writes
+    a row stamps it with its own start time, and hashing the large tier's facts would cost about
+    20 s) or a hash of its content (the rest, which are small). A view's state is its definition.
+    """
+    views = dict(
+        con.execute(
+            "select view_name, sql from duckdb_views() where database_name = current_database() "
+            "and schema_name = ?",
+            [BUILD_SCHEMA],
+        ).fetchall()
+    )
+    state = {}
+    for name in sorted(set(audited) & set(relations)):
+        columns = relations[name]
+        shape = ", ".join(f"{c} {t}" for c, t in columns.items())
+        if name in views:
+            state[name] = f"view ({shape}): {views[name]}"
+            continue
+        table = f"{BUILD_SCHEMA}.{quote(name)}"
+        if _WRITTEN_AT in columns:
+            sql = f"select count(*), max({_WRITTEN_AT}) from {table}"
+        else:
+            sql = f"select count(*), bit_xor(hash(t)) from {table} t"
+        rows, mark = con.execute(sql).fetchall()[0]
+        state[name] = (
+            f"table ({shape}): {rows} rows, {'written' if _WRITTEN_AT in columns else 'hash'} {mark}"
+        )
+    return state
+
+
+def _record_audit(
+    con: Any, run_id: str, run_date: dt.date, audited_at: dt.datetime, *, passed: bool, state: dict[str, str]
+) -> None:
+    con.execute("create schema if not exists quality")
+    con.execute(_AUDITS_DDL)
+    con.execute(
+        f"insert into {AUDITS_TABLE} values (?, ?, ?, ?, ?)",
+        [run_id, run_date, audited_at, passed, json.dumps(state, sort_keys=True)],
+    )
+
+
+def _check_audit(con: Any, run_id: str | None, tables: dict[str, dict[str, str]]) -> str:
+    """Refuse to publish unless the audit (``run_id``, else the latest) passed this very build.
+
+    Returns:
+        The audit, named for a progress line.
+    """
+    rows = []
+    if table_exists(con, "quality", "marts_audits"):
+        rows = con.execute(
+            f"select run_id, run_date, audited_at, passed, build_state from {AUDITS_TABLE} "
+            "where ? is null or run_id = ? order by audited_at desc, run_id desc limit 1",
+            [run_id, run_id],
+        ).fetchall()
+    if not rows:
+        raise QualityError(
+            f"no marts audit{' ' + run_id if run_id else ''} recorded in {AUDITS_TABLE}: audit the build "
+            "first (`ecom validate marts --date <run date>`); nothing was published"
+        )
+    audit_id, run_date, audited_at, passed, recorded = rows[0]
+    named = (
+        f"{'the latest ' if run_id is None else ''}marts audit {audit_id} "
+        f"(run date {run_date}, {audited_at:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+    again = f"`ecom validate marts --date {run_date}`"
+    # The audit's own rows: validate_marts writes them in the transaction that records the audit.
+    failed = con.execute(
+        "select table_name, expectation from quality.validation_results "
+        "where run_id = ? and stage = 'marts' and not success and severity = 'block' order by 1, 2",
+        [audit_id],
     ).fetchall()
-    total, failed = rows[0]
-    if not total:
-        raise QualityError(f"no marts audit {run_id} recorded in quality.validation_results; audit first")
-    if failed:
-        raise QualityError(f"marts audit {run_id} failed {failed} blocking expectation(s); not publishing")
+    if failed or not passed:
+        checks = "; ".join(f"{table}: {expectation}" for table, expectation in failed)
+        raise QualityError(
+            f"{named} failed {len(failed)} blocking expectation(s): "
+            f"{checks or 'see quality.validation_results'}; nothing was published: fix the build, "
+            f"then {again}"
+        )
+    seen, now = json.loads(recorded), _build_state(con, tables, list_suites("marts"))
+    changed = sorted(name for name in seen.keys() | now.keys() if seen.get(name) != now.get(name))
+    if changed:
+        raise QualityError(
+            f"build_marts changed after {named}: {', '.join(changed)} rebuilt or dropped since; "
+            f"audit this build ({again}) before publishing; nothing was published"
+        )
+    return named
 
 
 def _shape_problem(mart: str, message: str) -> Outcome:

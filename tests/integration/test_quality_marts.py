@@ -1,6 +1,6 @@
 """Write-audit-publish on a hand-built warehouse: ``validate_marts`` audits ``build_marts`` for a
-run date, ``publish_marts`` swaps every table into ``marts`` at once, and a failed audit or copy
-leaves ``marts`` exactly as it was."""
+run date, ``publish_marts`` swaps every table into ``marts`` at once, and a failed, missing or stale
+audit, or a failed copy, leaves ``marts`` exactly as it was."""
 
 from __future__ import annotations
 
@@ -99,6 +99,11 @@ def _query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         con.close()
 
 
+def _audit_and_publish(settings: Settings, progress: Any = None) -> list[str]:
+    """What a daily run does after dbt: audit the build, then publish it."""
+    return publish_marts(settings, validate_marts(settings, RUN).run_id, progress=progress)
+
+
 @pytest.fixture
 def published(settings: Settings) -> Settings:
     """A warehouse with the marts built, audited and published once; the build then moves on."""
@@ -160,8 +165,17 @@ def test_a_failed_audit_names_table_expectation_count_and_samples_and_publishes_
         "select count(*) from quality.validation_results where run_id = 'audit-bad' and not success",
     ) == [(1,)]
 
-    with pytest.raises(QualityError, match="marts audit audit-bad failed 1 blocking expectation"):
+    with pytest.raises(QualityError, match=r"marts audit audit-bad \(run date 2024-12-31, .* UTC\) failed 1"):
         publish_marts(published, "audit-bad")
+    # Without a run id (`ecom publish`) the latest audit decides, though an earlier one passed.
+    with pytest.raises(QualityError) as refused:
+        publish_marts(published)
+    assert "the latest marts audit audit-bad" in str(refused.value)
+    assert (
+        "failed 1 blocking expectation(s): rpt_kpi_daily: expect_column_values_to_be_between(stockout_rate)"
+        in (str(refused.value))
+    )
+    assert "`ecom validate marts --date 2024-12-31`" in str(refused.value)
     assert _snapshot(published) == before
 
 
@@ -222,6 +236,7 @@ def test_publishing_is_all_or_nothing(published: Settings) -> None:
         "create view build_marts.zz_view as select * from build_marts.zz_gone",
         "drop table build_marts.zz_gone",
     )
+    validate_marts(published, RUN)
     with pytest.raises(
         QualityError, match=r"(?s)publishing failed while copying build_marts.zz_view: .*marts is as it was"
     ):
@@ -235,6 +250,73 @@ def test_publishing_needs_a_passed_audit_when_given_its_run_id(settings: Setting
     _build(settings)
     with pytest.raises(QualityError, match="no marts audit nope recorded"):
         publish_marts(settings, "nope")
+    assert _snapshot(settings) == {}
+
+
+def test_publishing_without_any_audit_refuses(settings: Settings) -> None:
+    _build(settings)
+    with pytest.raises(
+        QualityError,
+        match=r"no marts audit recorded in quality.marts_audits: audit the build first \(`ecom validate",
+    ):
+        publish_marts(settings)
+    assert _snapshot(settings) == {}
+
+
+def test_publishing_takes_the_latest_audit_when_it_passed_this_build(settings: Settings) -> None:
+    _build(settings)
+    audit = validate_marts(settings, RUN)
+    messages: list[str] = []
+    assert publish_marts(settings, progress=messages.append) == sorted(BUILD)
+    assert f"publishing the build audited by the latest marts audit {audit.run_id}" in messages[0]
+    assert _snapshot(settings) == _snapshot(settings, "build_marts")
+
+
+def test_a_build_changed_after_its_audit_is_not_published_until_audited_again(published: Settings) -> None:
+    """The ``published`` build moved on after its audit: publishing refuses, with or without its run id."""
+    before = _snapshot(published)
+    [(run_id,)] = _query(published, "select run_id from quality.marts_audits")
+    for given in (run_id, None):
+        with pytest.raises(QualityError) as refused:
+            publish_marts(published, given)
+        assert f"build_marts changed after {'' if given else 'the latest '}marts audit {run_id}" in str(
+            refused.value
+        )
+        assert "fct_sales_daily, rpt_kpi_daily rebuilt or dropped since" in str(refused.value)
+    # Dropping an audited mart changes the build too.
+    validate_marts(published, RUN)
+    _alter(published, "drop table build_marts.rpt_category_daily")
+    with pytest.raises(
+        QualityError, match=r"build_marts changed after .*: rpt_category_daily rebuilt or dropped"
+    ):
+        publish_marts(published)
+    assert _snapshot(published) == before
+
+    # A mart without a suite is published unaudited, as the audit warned: adding one needs no new audit.
+    _build(published)
+    validate_marts(published, RUN)
+    _alter(published, "create table build_marts.new_mart as select 1 as x")
+    publish_marts(published)
+    assert _snapshot(published) == _snapshot(published, "build_marts")
+    assert "new_mart" in _snapshot(published)
+
+
+def test_an_incremental_mart_rewritten_after_the_audit_is_a_changed_build(settings: Settings) -> None:
+    """Incremental marts are checked by row count and latest ``_written_at``, not by hashing them."""
+    _build(
+        settings,
+        "create or replace table build_marts.mart_demand_features as select date, sku_id, 2 as units, "
+        f"timestamp '2024-12-31 01:00:00' as _written_at from {_DAYS}, {_SKUS}",
+    )
+    validate_marts(settings, RUN)
+    # dbt rewrites the run date's rows with the same values, stamped by the new run.
+    _alter(
+        settings,
+        "update build_marts.mart_demand_features set _written_at = timestamp '2025-01-01 01:00:00' "
+        "where date = date '2024-12-31'",
+    )
+    with pytest.raises(QualityError, match="mart_demand_features rebuilt or dropped since"):
+        publish_marts(settings)
     assert _snapshot(settings) == {}
 
 
@@ -253,7 +335,7 @@ def test_publishing_copies_only_the_dates_written_since_the_last_publish(setting
         f"select date, sku_id, 2 as units, {stamp} from {_DAYS}, {_SKUS}",
     )
     messages: list[str] = []
-    publish_marts(settings, progress=messages.append)
+    _audit_and_publish(settings, messages.append)
     assert "publishing marts.mart_demand_features: copied whole" in messages
     # A daily run rewrites 2024-12-31 (new stamp) and adds 2025-01-01; an untouched day keeps its
     # old stamp. Marking the published old day shows it is not copied again.
@@ -265,7 +347,7 @@ def test_publishing_copies_only_the_dates_written_since_the_last_publish(setting
         "update marts.mart_demand_features set units = -1 where date = date '2024-12-30'",
     )
     messages.clear()
-    publish_marts(settings, progress=messages.append)
+    _audit_and_publish(settings, messages.append)
     assert "publishing marts.mart_demand_features: date 2024-12-31..2025-01-01 replaced" in messages
     assert "publishing marts.fct_sales_daily: copied whole" in messages  # no _written_at
     rows = _query(
@@ -278,13 +360,13 @@ def test_publishing_copies_only_the_dates_written_since_the_last_publish(setting
         (dt.date(2025, 1, 1), 5, 5, 3),
     ]
     messages.clear()
-    publish_marts(settings, progress=messages.append)
+    _audit_and_publish(settings, messages.append)
     assert "publishing marts.mart_demand_features: unchanged" in messages
     # A full rebuild stamps every row anew: every date is replaced, the marked day included.
     _alter(
         settings, "update build_marts.mart_demand_features set _written_at = timestamp '2025-01-02 01:00:00'"
     )
-    publish_marts(settings)
+    _audit_and_publish(settings)
     mart = "mart_demand_features"
     assert _snapshot(settings)[mart] == _snapshot(settings, "build_marts")[mart]
     # A column whose type changed (a model now casting a sum to bigint) is copied whole, type included.
@@ -295,7 +377,7 @@ def test_publishing_copies_only_the_dates_written_since_the_last_publish(setting
         "where date = date '2025-01-01'",
     )
     messages.clear()
-    publish_marts(settings, progress=messages.append)
+    _audit_and_publish(settings, messages.append)
     assert "publishing marts.mart_demand_features: copied whole" in messages
     types = _query(
         settings,
