@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.forecast.data import KNOWN_FEATURES, MONOTONE_FEATURES, Panel
+from pipelines.forecast.features import KNOWN_FEATURES, MONOTONE_FEATURES
+from pipelines.forecast.panel import Panel
 
 _SEASON = {"daily": 7, "weekly": 52}
 

@@ -22,7 +22,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.forecast.baselines import XGBoostForecaster, censored
-from pipelines.forecast.data import ForecastDataError, build_panel, prepare_features
+from pipelines.forecast.features import ForecastDataError, prepare_features
+from pipelines.forecast.panel import build_panel
 from pipelines.forecast.train import (
     _empty_forecast,
     check_horizon,

@@ -28,16 +28,10 @@ from pipelines.forecast.baselines import (
     moving_average,
     seasonal_naive,
 )
-from pipelines.forecast.data import (
-    ForecastDataError,
-    Panel,
-    build_panel,
-    load_demand_features,
-    period_days,
-    periods_for_days,
-    prepare_features,
-)
+from pipelines.forecast.data import load_demand_features
+from pipelines.forecast.features import ForecastDataError, period_days, periods_for_days, prepare_features
 from pipelines.forecast.metrics import calibration, metric_columns, quantile_name, summarise
+from pipelines.forecast.panel import Panel, build_panel
 from pipelines.forecast.train import TrainedForecaster, train_forecaster
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pipelines.forecast.data import (
+from pipelines.forecast.features import (
     MART,
     NUMERIC_COLUMNS,
     REQUIRED_COLUMNS,

@@ -22,7 +22,7 @@ import pandas as pd
 import polars as pl
 
 from pipelines.forecast.boosted import TrainedBoostedForecaster
-from pipelines.forecast.data import REQUIRED_COLUMNS, normalise_types
+from pipelines.forecast.features import REQUIRED_COLUMNS, normalise_types
 from pipelines.forecast.train import TrainedForecaster
 
 if TYPE_CHECKING:

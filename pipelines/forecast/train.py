@@ -18,21 +18,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipelines.forecast.data import (
-    DemandDataModule,
-    FeatureStats,
-    ForecastDataError,
-    Panel,
-    build_panel,
-    censor_after,
-    gather_windows,
-    last_complete_period,
-    load_demand_features,
-    period_days,
-    prepare_features,
-)
+from pipelines.forecast.data import load_demand_features
+from pipelines.forecast.datamodule import DemandDataModule
+from pipelines.forecast.features import ForecastDataError, last_complete_period, period_days, prepare_features
 from pipelines.forecast.module import DemandForecastModule
 from pipelines.forecast.network import DemandNetwork
+from pipelines.forecast.panel import FeatureStats, Panel, build_panel, censor_after, gather_windows
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import Logger

@@ -9,24 +9,25 @@ import polars as pl
 import pytest
 import torch
 
-from pipelines.forecast.data import (
+from pipelines.forecast.data import load_demand_features
+from pipelines.forecast.datamodule import DemandDataModule, EpochBatchSampler
+from pipelines.forecast.features import (
     KNOWN_FEATURES,
-    DemandDataModule,
-    EpochBatchSampler,
-    FeatureStats,
     ForecastDataError,
     aggregate_weekly,
+    last_complete_period,
+    prepare_features,
+)
+from pipelines.forecast.network import DemandNetwork
+from pipelines.forecast.panel import (
+    FeatureStats,
     build_panel,
     gather_windows,
-    last_complete_period,
-    load_demand_features,
-    prepare_features,
     scale_units,
     unscale_units,
     window_origins,
     window_scale,
 )
-from pipelines.forecast.network import DemandNetwork
 from pipelines.forecast.train import TrainedForecaster
 
 START = dt.date(2024, 1, 1)  # a Monday

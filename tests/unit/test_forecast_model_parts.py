@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from pipelines.forecast.baselines import censored, mase_denominators, moving_average, seasonal_naive
-from pipelines.forecast.data import Panel
 from pipelines.forecast.metrics import calibration, summarise
 from pipelines.forecast.module import pinball_loss
 from pipelines.forecast.network import DemandNetwork, monotone_quantiles
+from pipelines.forecast.panel import Panel
 from pipelines.ml.family import format_table
 
 
