@@ -338,7 +338,8 @@ FamilyName = Annotated[str, typer.Argument(help="Model family, e.g. forecast", s
 
 def _run_date(settings: Settings, date: dt.datetime | None) -> dt.date:
     """The given date, else the last day with units in ``marts.mart_demand_features``."""
-    from pipelines.forecast.data import ForecastDataError, last_data_day
+    from pipelines.forecast.data import last_data_day
+    from pipelines.forecast.features import ForecastDataError
 
     if date is not None:
         return date.date()
