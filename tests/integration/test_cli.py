@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -88,3 +89,82 @@ def test_forecast_commands_without_marts_say_what_to_build_first(tmp_path: Path)
         assert "no warehouse" in result.stderr and "build and publish the marts first" in result.stderr
     nothing = _ecom(tmp_path, "foundation", "--no-land")
     assert nothing.returncode == 1 and "no landed batch" in nothing.stderr
+
+
+def test_dbt_passes_its_own_options_through_and_takes_date_anywhere(tmp_path: Path) -> None:
+    listed = _ecom(
+        tmp_path, "dbt", "ls", "--select", "marts", "--resource-type", "model", "--date", "2024-12-31"
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    models = [line for line in listed.stdout.splitlines() if line.startswith("ecom.")]
+    assert "ecom.marts.fct_sales_daily" in models
+    assert all(m.startswith("ecom.marts.") for m in models)  # --select reached dbt
+    # --date is ecom's own option wherever it stands, not dbt's.
+    bad = _ecom(tmp_path, "dbt", "--date", "2024-13-01", "ls")
+    assert bad.returncode == 2 and "Invalid value for '--date'" in bad.stderr
+
+
+def _published_marts(home: Path) -> dict[str, tuple[int, int]]:
+    """Row count and content hash of every table in schema ``marts`` ({} before the first publish)."""
+    con = duckdb.connect(str(home / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+        ).fetchall()
+        return {
+            t: con.execute(f'select count(*), bit_xor(hash(m)) from marts."{t}" m').fetchall()[0]
+            for (t,) in tables
+        }
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_publish_refuses_a_build_whose_audit_is_missing_failed_or_older_than_the_build(
+    tmp_path: Path,
+) -> None:
+    day = "2024-12-31"
+    assert _ecom(tmp_path, "generate", "--scale", "tiny", "--seed", "5").returncode == 0
+    for step in (
+        ("land", "--source", "data/generated", "--date", day),
+        ("validate", "raw", "--date", day),
+        ("dbt", "build", "--date", day),
+    ):
+        done = _ecom(tmp_path, *step)
+        assert done.returncode == 0, f"{step}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+    unaudited = _ecom(tmp_path, "publish")
+    assert unaudited.returncode == 1
+    assert "no marts audit recorded" in unaudited.stderr and "ecom validate marts" in unaudited.stderr
+    assert _published_marts(tmp_path) == {}
+
+    assert _ecom(tmp_path, "validate", "marts", "--date", day).returncode == 0
+    published = _ecom(tmp_path, "publish")
+    assert published.returncode == 0, published.stderr
+    assert "publishing the build audited by the latest marts audit marts_20241231_" in published.stderr
+    before = _published_marts(tmp_path)
+    assert before["fct_sales_daily"][0] > 0
+
+    # Rebuilt after the passed audit: dbt restamps every row of the incremental marts.
+    rebuilt = _ecom(tmp_path, "dbt", "build", "--select", "marts", "--full-refresh", "--date", day)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
+    stale = _ecom(tmp_path, "publish")
+    assert stale.returncode == 1
+    assert "build_marts changed after the latest marts audit" in stale.stderr
+    assert "fct_sales_daily" in stale.stderr and f"ecom validate marts --date {day}" in stale.stderr
+    assert _published_marts(tmp_path) == before
+
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
+    try:
+        con.execute(f"update build_marts.rpt_kpi_daily set stockout_rate = 1.5 where date = date '{day}'")
+    finally:
+        con.close()
+    blocked = _ecom(tmp_path, "validate", "marts", "--date", day)
+    assert blocked.returncode == 1 and "nothing was published" in blocked.stderr
+    refused = _ecom(tmp_path, "publish")
+    assert refused.returncode == 1
+    assert (
+        "failed 1 blocking expectation(s): rpt_kpi_daily: expect_column_values_to_be_between(stockout_rate)"
+        in refused.stderr
+    )
+    assert _published_marts(tmp_path) == before
