@@ -308,20 +308,20 @@ def foundation_cmd(
 ) -> None:
     """The foundation stage for one date without Airflow: land, validate, dbt, audit, publish, report."""
     from pipelines.data.land import LandingError
-    from pipelines.foundation import newest_landed_date, published_fingerprint, run_foundation
     from pipelines.quality import QualityError
     from pipelines.report import ReportError
+    from pipelines.stages.foundation import newest_landed_date, published_fingerprint, run_foundation
     from pipelines.transform import DbtError
 
     s = _settings()
     try:
-        day = date.date() if date else newest_landed_date()
-        run_foundation(day.isoformat(), say=lambda m: out.print(f"  {m}", highlight=False), land=land)
+        day = date.date() if date else newest_landed_date(s)
+        run_foundation(s, day, say=lambda m: out.print(f"  {m}", highlight=False), land=land)
     except (ValueError, LandingError, QualityError, DbtError, ReportError) as exc:
         raise _fail(str(exc)) from exc
     if summary_out is not None:
-        # Hashing every published mart costs 23 s on the large tier: only for DVC's summary.
-        _write_json(s, summary_out, {"run_date": day, "published": published_fingerprint()})
+        # Hashing every published mart is slow on large tiers: only for DVC's summary.
+        _write_json(s, summary_out, {"run_date": day, "published": published_fingerprint(s)})
 
 
 plan_app = typer.Typer(no_args_is_help=True, help="Decisions from scored models.")
@@ -500,7 +500,7 @@ def ui_dbt_docs(port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8
         raise _fail(str(exc)) from exc
     out.print(f"dbt docs: http://127.0.0.1:{port}")
     args = [
-        str(dbt_executable()),
+        str(dbt_executable(s)),
         "docs",
         "serve",
         "--host",

@@ -92,7 +92,7 @@ def _open_mart(settings: Settings, schema: str) -> Any:
     path = settings.warehouse_path
     if not path.is_file():
         raise ForecastDataError(f"no warehouse at {path}: build and publish the marts first")
-    con = connect_warehouse(path)
+    con = connect_warehouse(path, settings.warehouse.memory_limit)
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, MART],

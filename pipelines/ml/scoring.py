@@ -80,7 +80,7 @@ def score_family(
     version = version or resolve_champion(settings, family.model_name)
     model = family.load_model(settings, f"models:/{family.model_name}/{version}")
     output = family.output
-    con = connect_warehouse(settings.warehouse_path)
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         predicted = family.predict_batch(settings, model, run_date, con)
         if predicted.is_empty():

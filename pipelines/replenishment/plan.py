@@ -184,7 +184,7 @@ def plan_replenishment(settings: Settings, run_date: dt.date) -> ReplenishmentRe
     if not settings.warehouse_path.is_file():
         raise ReplenishmentError(f"no warehouse at {settings.warehouse_path}")
     params = settings.replenishment
-    con = connect_warehouse(settings.warehouse_path)
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         has_forecast = con.execute(
             "select count(*) from information_schema.tables "

@@ -153,7 +153,7 @@ def simulate_policies(
     if forecaster.grain != "daily":
         raise ReplenishmentError("the simulation replays days: use a daily-grain forecaster")
 
-    con = connect_warehouse(settings.warehouse_path)
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         leads_frame = lead_times(
             con, start - dt.timedelta(days=1), fallback_days=params.lead_time_fallback_days
