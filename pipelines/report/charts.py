@@ -6,6 +6,7 @@ is selected and no global figure state is touched; style settings apply only ins
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ import matplotlib as mpl
 import matplotlib.dates as mdates
 import polars as pl
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 INK = "#1f2933"
 MUTED = "#8a94a6"
@@ -215,4 +216,111 @@ def inventory_chart(daily: pl.DataFrame) -> str:
             else:
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:.1f}×"))
             _date_axis(ax)
+        return _svg(fig)
+
+
+def forecast_band_chart(band: pl.DataFrame, skus: pl.DataFrame, run_date: dt.date) -> str:
+    """Forecast against actual units for a few SKUs, one panel each, with the p10-p90 band.
+
+    Args:
+        band: ``sku_id, kind, date, units, p10, p50, p90``; ``kind`` is ``actual`` (units sold),
+            ``next_day`` (each past day's forecast made the day before) or ``latest`` (the run's
+            forecast ahead).
+        skus: ``sku_id, label`` in panel order.
+        run_date: The forecast run's date, marked on every panel.
+    """
+    n = skus.height
+    cols = 2 if n > 1 else 1
+    rows = max(1, -(-n // cols))
+    with _style("forecast_band"):
+        fig = Figure(figsize=(10, 2.3 * rows + 0.4), layout="constrained")
+        axes = fig.subplots(rows, cols, sharex=True, squeeze=False).ravel()
+        for ax, sku in zip(axes, skus.iter_rows(named=True), strict=False):
+            frame = band.filter(pl.col("sku_id") == sku["sku_id"]).sort("date")
+            for kind, color, alpha, label in (
+                ("next_day", MUTED, 0.18, "forecast a day ahead"),
+                ("latest", ACCENT, 0.22, f"forecast of {run_date}"),
+            ):
+                part = frame.filter(pl.col("kind") == kind)
+                if part.height:
+                    dates = part["date"].to_list()
+                    ax.fill_between(
+                        dates,
+                        _values(part, "p10"),
+                        _values(part, "p90"),
+                        color=color,
+                        alpha=alpha,
+                        linewidth=0,
+                    )
+                    ax.plot(
+                        dates,
+                        _values(part, "p50"),
+                        color=color,
+                        linewidth=1.4,
+                        label=f"{label} (p50, p10-p90)",
+                    )
+            actual = frame.filter(pl.col("kind") == "actual")
+            if actual.height:
+                ax.plot(
+                    actual["date"].to_list(),
+                    _values(actual, "units"),
+                    color=INK,
+                    linewidth=1.2,
+                    label="units sold",
+                )
+            ax.axvline(run_date, color=SECOND, linewidth=1, linestyle="--")
+            ax.set_title(sku["label"])
+            ax.set_ylim(bottom=0)
+            ax.margins(x=0.01)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+            ax.yaxis.set_major_formatter(FuncFormatter(_compact()))
+            _date_axis(ax)
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside upper left", ncols=len(handles))
+        return _svg(fig)
+
+
+def forecast_accuracy_chart(
+    weekly: pl.DataFrame, by_horizon: pl.DataFrame, horizon_unit: str = "days"
+) -> str:
+    """Realised accuracy: WAPE by target week, WAPE by horizon and p10-p90 coverage by horizon.
+
+    Args:
+        weekly: ``model, target_week, wape``.
+        by_horizon: ``model, horizon, wape, coverage``.
+        horizon_unit: What a horizon step is (``days``; ``periods`` when a weekly model is shown).
+    """
+    models = sorted({*weekly["model"].to_list(), *by_horizon["model"].to_list()})
+    colors = dict(zip(models, PALETTE * (len(models) // len(PALETTE) + 1), strict=False))
+    with _style("forecast_accuracy"):
+        fig = Figure(figsize=(10, 2.8), layout="constrained")
+        by_week_ax, wape_ax, coverage_ax = fig.subplots(1, 3, width_ratios=(4, 3, 3))
+        for model in models:
+            week = weekly.filter(pl.col("model") == model).sort("target_week")
+            horizon = by_horizon.filter(pl.col("model") == model).sort("horizon")
+            style = {"color": colors[model], "linewidth": 1.6, "marker": "o", "markersize": 3}
+            by_week_ax.plot(week["target_week"].to_list(), _values(week, "wape"), label=model, **style)
+            wape_ax.plot(horizon["horizon"].to_list(), _values(horizon, "wape"), **style)
+            coverage_ax.plot(horizon["horizon"].to_list(), _values(horizon, "coverage"), **style)
+        coverage_ax.axhline(0.8, color=MUTED, linewidth=1, linestyle="--")
+        coverage_ax.annotate(
+            "nominal 80%", (1, 0.8), xycoords=("axes fraction", "data"), xytext=(-2, 3),
+            textcoords="offset points", ha="right", fontsize=8, color=MUTED,
+        )  # fmt: skip
+        by_week_ax.set_title("WAPE by target week")
+        wape_ax.set_title("WAPE by horizon")
+        coverage_ax.set_title("p10-p90 coverage by horizon")
+        for ax in (by_week_ax, wape_ax, coverage_ax):
+            ax.yaxis.set_major_formatter(PercentFormatter(1, decimals=0))
+            ax.set_ylim(bottom=0)
+        coverage_ax.set_ylim(0, 1.05)
+        for ax in (wape_ax, coverage_ax):
+            ax.set_xlabel(f"horizon ({horizon_unit} ahead)")
+        if weekly.height:
+            _date_axis(by_week_ax)
+        if len(models) > 1:
+            by_week_ax.legend(loc="upper left")
         return _svg(fig)

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.report.sections import LoadedSection, load_sections
 from pipelines.warehouse import connect_warehouse
 
 TREND_DAYS = 180  # how far back the trend charts reach
@@ -178,6 +179,7 @@ class ReportData:
     quality_failures: pl.DataFrame | None
     quality_latest_date: dt.date | None
     quarantine: pl.DataFrame | None
+    model_sections: tuple[LoadedSection, ...] = ()  # model families' sections (pipelines/report/sections.py)
 
 
 def _no_marts(path: Path) -> ReportError:
@@ -253,4 +255,5 @@ def load_report_data(
         quality_failures=optional("quality_failures", VALIDATIONS),
         quality_latest_date=None if latest_validation is None else latest_validation["run_date"][0],
         quarantine=optional("quarantine", REJECTED),
+        model_sections=load_sections(con, catalog, run_date),
     )

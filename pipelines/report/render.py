@@ -161,6 +161,17 @@ TEMPLATE = """\
   </div>
   {%- endif %}
 </section>
+{%- for s in model_sections %}
+
+<section id="{{ s.id }}">
+  <h2>{{ s.title }}</h2>
+  {%- if s.body is none %}
+  <p class="na">{{ s.absent }}</p>
+  {%- else %}
+  {{ s.body }}
+  {%- endif %}
+</section>
+{%- endfor %}
 
 <section id="quality">
   <h2>Data quality</h2>
@@ -235,9 +246,10 @@ def _environment() -> jinja2.Environment:
     env.filters.update(
         cny=lambda x: metrics.format_value(x, "cny"),
         cny_signed=lambda x: ("+" if x > 0 else "") + metrics.format_value(x, "cny"),
-        count=lambda x: metrics.format_value(x, "count"),
+        count=lambda x, decimals=None: metrics.format_value(x, "count", decimals),
         count_signed=lambda x: f"{x:+,.0f}",
         pct=lambda x: metrics.format_value(x, "pct"),
+        pct_signed=lambda x: ("+" if x and x > 0 else "") + metrics.format_value(x, "pct"),
         pp=lambda x: f"{x * 100:+.1f} pp",
         sign=_sign,
     )
@@ -257,6 +269,16 @@ def render_report(data: ReportData, warehouse: Path, data_docs: Path | None) -> 
         weekly = metrics.weekly_category_share(data.category_daily, run_date)
         mix_svg = Markup(charts.category_mix_chart(mix, weekly))
     movers = None if data.sku_changes is None else metrics.top_movers(data.sku_changes)
+    env = _environment()
+    sections = [
+        {
+            "id": loaded.section.id,
+            "title": loaded.section.title,
+            "absent": loaded.section.absent,
+            "body": None if loaded.data is None else Markup(loaded.section.render(loaded.data, env)),
+        }
+        for loaded in data.model_sections
+    ]
     totals = None
     if data.quality_summary is not None:
         summary = data.quality_summary
@@ -265,32 +287,29 @@ def render_report(data: ReportData, warehouse: Path, data_docs: Path | None) -> 
             "failed": int(summary["failed"].sum()),
             "blocking": int(summary.filter(severity="block")["failed"].sum()),
         }
-    return (
-        _environment()
-        .from_string(TEMPLATE)
-        .render(
-            run_date=run_date,
-            first_date=data.kpi_daily["date"][0],
-            trend_days=TREND_DAYS,
-            mix_days=MIX_DAYS,
-            mover_days=MOVER_DAYS,
-            mover_from=run_date - dt.timedelta(days=MOVER_DAYS - 1),
-            tiles=metrics.build_kpi_tiles(data.kpi_daily, run_date),
-            trend_svg=Markup(charts.trend_chart(trend, events)),
-            events=events,
-            event_labels=[] if events is None else events["label"].unique(maintain_order=True).to_list(),
-            mix=mix,
-            mix_svg=mix_svg,
-            inventory_svg=Markup(charts.inventory_chart(trend)),
-            movers=movers,
-            quality=data.quality_summary,
-            totals=totals,
-            quality_latest=data.quality_latest_date,
-            failures=data.quality_failures,
-            quarantine=data.quarantine,
-            data_docs=data_docs.as_posix() if data_docs else None,
-            warehouse=warehouse,
-        )
+    return env.from_string(TEMPLATE).render(
+        run_date=run_date,
+        first_date=data.kpi_daily["date"][0],
+        trend_days=TREND_DAYS,
+        mix_days=MIX_DAYS,
+        mover_days=MOVER_DAYS,
+        mover_from=run_date - dt.timedelta(days=MOVER_DAYS - 1),
+        tiles=metrics.build_kpi_tiles(data.kpi_daily, run_date),
+        trend_svg=Markup(charts.trend_chart(trend, events)),
+        events=events,
+        event_labels=[] if events is None else events["label"].unique(maintain_order=True).to_list(),
+        mix=mix,
+        mix_svg=mix_svg,
+        inventory_svg=Markup(charts.inventory_chart(trend)),
+        movers=movers,
+        model_sections=sections,
+        quality=data.quality_summary,
+        totals=totals,
+        quality_latest=data.quality_latest_date,
+        failures=data.quality_failures,
+        quarantine=data.quarantine,
+        data_docs=data_docs.as_posix() if data_docs else None,
+        warehouse=warehouse,
     )
 
 

@@ -11,7 +11,16 @@ import duckdb
 import pytest
 
 from pipelines.config import Settings
+from pipelines.model_marts import publish_model_output_marts
 from pipelines.report import ReportError, build_report
+from tests.integration.model_output_fixtures import (
+    SKUS,
+    order_quantity,
+    run_dates,
+    write_forecasts,
+    write_input_marts,
+    write_plans,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +33,7 @@ SECTIONS = (
     "Category mix",
     "Inventory turnover and stock-outs",
     "Top movers",
+    "Demand forecasts and replenishment",
     "Data quality",
 )
 
@@ -185,6 +195,8 @@ def test_build_report_writes_a_self_contained_page(warehouse: Settings) -> None:
         assert title in html
     assert str(RUN_DATE) in html
     assert html.count("<svg") == 3
+    # a foundation-only warehouse: the forecasting section says why it is empty
+    assert "Omitted: marts.fct_demand_forecasts is not published yet" in html
     assert "Singles' Day" in html or "Singles&#39; Day" in html
     assert "not available" not in html.replace("Data Docs not available", "")
     assert "Product &lt;5&gt;" in html  # names are escaped
@@ -277,3 +289,73 @@ def test_kpi_mart_without_a_kpi_column(settings: Settings) -> None:
 
     with pytest.raises(ReportError, match=r"marts\.rpt_kpi_daily in .* lacks column\(s\) aov, fill_rate"):
         build_report(settings)
+
+
+def _forecasting_section(html: str) -> str:
+    return html[html.index('id="forecasting"') : html.index('id="quality"')]
+
+
+@pytest.mark.slow
+def test_forecasting_section_from_the_published_model_output_marts(warehouse: Settings) -> None:
+    with duckdb.connect(str(warehouse.warehouse_path)) as con:
+        write_input_marts(con)
+        write_forecasts(con, run_dates(21)[:10])
+        write_forecasts(
+            con, run_dates(21)[10:], error=lambda sku, _day: 2.0 if sku == 1 else 0.0, model_version="2"
+        )
+        write_plans(con, run_dates(3))
+    publish_model_output_marts(warehouse, RUN_DATE)
+
+    html = build_report(warehouse).read_text(encoding="utf-8")
+
+    section = _forecasting_section(html)
+    assert html.count("<svg") == 5 and section.count("<svg") == 2
+    assert "Forecast of 2024-11-15 by demand_forecaster v2:" in section
+    assert "6 SKUs, 28 days ahead" in section
+    # the top SKUs by forecast volume, named from marts.dim_products and escaped
+    assert "Product &lt;6&gt;" in section and "Product &lt;5&gt;" in section
+    assert section.count("Product &lt;") == 4 and "Product &lt;2&gt;" not in section
+    # version 1 was exact, version 2 off by 2 units on SKU 1: WAPE 0% and above 0%
+    cells = {
+        version: re.findall(r'<td class="num">([^<]*)</td>', row)
+        for version, row in re.findall(r"<tr><td>demand_forecaster v(\d)</td>(.*?)</tr>", section, flags=re.S)
+    }
+    assert cells["1"][2] == "0.0%" and cells["2"][2] not in ("0.0%", "–"), cells  # forecasts, units, WAPE
+    orders = [sku for sku in SKUS if order_quantity(sku, RUN_DATE)]
+    assert f"Plan of {RUN_DATE}: {len(orders)} orders for {len(SKUS)} SKUs" in section
+    assert "not published" not in section and "not available" not in section
+
+
+def _forecast_mart(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> None:
+    """marts.fct_demand_forecasts alone, hand-built: SKUs 1-3, 28 days from ``run_date``."""
+    con.execute(
+        """create table marts.fct_demand_forecasts as
+        select ?::date as run_date, sku_id, ?::date + h::integer as target_date,
+            'demand_forecaster' as model_name, '7' as model_version, 1 as period_days, h as horizon,
+            1.0 * sku_id as p10, 2.0 * sku_id as p50, 3.0 * sku_id as p90, null::bigint as actual_units
+        from range(1, 4) as s(sku_id), range(1, 29) as t(h)""",
+        [run_date, run_date],
+    )
+
+
+def test_forecasting_section_without_accuracy_or_plans_says_so(warehouse: Settings) -> None:
+    with duckdb.connect(str(warehouse.warehouse_path)) as con:
+        _forecast_mart(con, RUN_DATE)
+
+    section = _forecasting_section(build_report(warehouse).read_text(encoding="utf-8"))
+
+    assert "Forecast of 2024-11-15 by demand_forecaster v7:" in section
+    assert section.count("<svg") == 1
+    assert "Omitted: marts.mart_forecast_accuracy is not published." in section
+    assert "Omitted: marts.fct_replenishment_plans is not published." in section
+
+
+def test_forecasting_section_before_the_first_forecast(warehouse: Settings) -> None:
+    with duckdb.connect(str(warehouse.warehouse_path)) as con:
+        _forecast_mart(con, RUN_DATE)
+    day = RUN_DATE - dt.timedelta(days=10)
+
+    section = _forecasting_section(build_report(warehouse, day).read_text(encoding="utf-8"))
+
+    assert f"No forecast scored on or before {day}." in section
+    assert "<svg" not in section

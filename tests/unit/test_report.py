@@ -223,6 +223,68 @@ def test_inventory_chart_tolerates_missing_values() -> None:
     assert "Fill rate" in svg and "Stock-out rate" in svg
 
 
+def _band() -> tuple[pl.DataFrame, pl.DataFrame]:
+    past, ahead = _days(14), [RUN_DATE + dt.timedelta(days=h) for h in range(1, 29)]
+    rows = [(sku, "actual", d, 5.0 + sku, None, None, None) for sku in (1, 2, 3) for d in past]
+    rows += [(sku, "next_day", d, None, 3.0, 5.0, 7.0) for sku in (1, 2, 3) for d in past]
+    rows += [(sku, "latest", d, None, 4.0, 6.0, 9.0) for sku in (1, 2, 3) for d in ahead]
+    band = pl.DataFrame(rows, schema=["sku_id", "kind", "date", "units", "p10", "p50", "p90"], orient="row")
+    skus = pl.DataFrame({"sku_id": [1, 2, 3], "label": ["Kettle <1>", "Mug", "SKU 3"]})
+    return band, skus
+
+
+def test_forecast_band_chart_has_a_panel_per_sku() -> None:
+    band, skus = _band()
+
+    svg = charts.forecast_band_chart(band, skus, RUN_DATE)
+
+    _assert_svg(svg)
+    assert "Kettle &lt;1&gt;" in svg and "Mug" in svg and "SKU 3" in svg
+    assert "units sold" in svg and f"forecast of {RUN_DATE}" in svg
+    assert svg == charts.forecast_band_chart(band, skus, RUN_DATE)  # deterministic
+
+
+def test_forecast_band_chart_without_history() -> None:
+    band, skus = _band()
+
+    svg = charts.forecast_band_chart(band.filter(pl.col("kind") == "latest"), skus.head(1), RUN_DATE)
+
+    _assert_svg(svg)
+    assert "units sold" not in svg
+
+
+def test_forecast_accuracy_chart_compares_model_versions() -> None:
+    weeks = [RUN_DATE - dt.timedelta(days=7 * i) for i in range(4)]
+    weekly = pl.DataFrame(
+        [(m, w, 0.3 + 0.01 * i) for m in ("f v1", "f v2") for i, w in enumerate(weeks)],
+        schema=["model", "target_week", "wape"],
+        orient="row",
+    )
+    by_horizon = pl.DataFrame(
+        [(m, h, 0.2 + 0.01 * h, 0.8) for m in ("f v1", "f v2") for h in range(1, 29)],
+        schema=["model", "horizon", "wape", "coverage"],
+        orient="row",
+    )
+
+    svg = charts.forecast_accuracy_chart(weekly, by_horizon)
+
+    _assert_svg(svg)
+    assert "WAPE by target week" in svg and "p10-p90 coverage by horizon" in svg
+    assert "f v1" in svg and "f v2" in svg and "nominal 80%" in svg
+    assert "horizon (days ahead)" in svg
+
+
+def test_a_section_over_unpublished_marts_loads_nothing() -> None:
+    from pipelines.report.sections import MODEL_SECTIONS
+
+    ids = [s.id for s in MODEL_SECTIONS]
+    assert "forecasting" in ids and len(set(ids)) == len(ids)
+    for section in MODEL_SECTIONS:
+        # nothing is queried: the catalog (published relations) has none of the section's marts
+        assert section.load(None, {"marts.rpt_kpi_daily": {"date"}}, RUN_DATE) is None  # type: ignore[arg-type]
+        assert section.absent
+
+
 def test_importing_the_report_has_no_side_effects() -> None:
     code = "import sys, pipelines.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
