@@ -66,7 +66,8 @@ def publish_model_output_marts(
             f"no warehouse at {settings.warehouse_path}: run the foundation (build and publish marts) first"
         )
     output = run_dbt(settings, ["build", *MODEL_OUTPUT_SELECTION, *SKIP_UNIT_TESTS], run_date)
-    say("\n".join(output.strip().splitlines()[-3:]))
+    # dbt's own summary line (PASS=.. WARN=.. ERROR=..) for the log.
+    say(next((line for line in reversed(output.splitlines()) if "PASS=" in line), "dbt build done").strip())
     marts = _built_marts(settings)
     if not marts:
         raise ModelMartsError(
