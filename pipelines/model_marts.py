@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -66,8 +67,9 @@ def publish_model_output_marts(
             f"no warehouse at {settings.warehouse_path}: run the foundation (build and publish marts) first"
         )
     output = run_dbt(settings, ["build", *MODEL_OUTPUT_SELECTION, *SKIP_UNIT_TESTS], run_date)
-    # dbt's own summary line (PASS=.. WARN=.. ERROR=..) for the log.
-    say(next((line for line in reversed(output.splitlines()) if "PASS=" in line), "dbt build done").strip())
+    # dbt's own summary (Done. PASS=.. WARN=.. ERROR=..) for the log, without its colours.
+    summary = next((line for line in reversed(output.splitlines()) if "PASS=" in line), "")
+    say(re.sub(r"\x1b\[[0-9;]*m", "", summary).strip() or "dbt build done")
     marts = _built_marts(settings)
     if not marts:
         raise ModelMartsError(
