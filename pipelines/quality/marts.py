@@ -55,7 +55,6 @@ _AUDITS_DDL = f"""
 create table if not exists {AUDITS_TABLE} (
     run_id varchar, run_date date, audited_at timestamp, passed boolean, build_state varchar
 )"""
-DEFAULT_CHANNELS = ("app", "web")
 # Incremental publish (see _publish_table): dbt's write stamp on incremental marts, and their dates.
 _WRITTEN_AT = "_written_at"
 _DATE_COLUMNS = ("date", "order_date")
@@ -139,7 +138,7 @@ def validate_marts(
     run_id: str | None = None,
     *,
     progress: Callable[[str], None] | None = None,
-    channels: tuple[str, ...] = DEFAULT_CHANNELS,
+    channels: tuple[str, ...] | None = None,
 ) -> MartsValidationResult:
     """Audit every ``build_marts`` table that has a suite, for the data interval of ``run_date``.
 
@@ -148,7 +147,7 @@ def validate_marts(
         run_date: The data interval: dated marts are checked on their rows of this date.
         run_id: Recorded with every result row; default ``marts_<date>_<utc time>_<random>``.
         progress: Called with short human-readable messages.
-        channels: Value set of the sales channels.
+        channels: Value set of the sales channels (default: ``quality.channels``).
 
     Returns:
         Rows validated per mart, warnings, unaudited tables and the Data Docs index.
@@ -164,11 +163,12 @@ def validate_marts(
 
     started = time.perf_counter()
     say = progress or _silent
+    channels = channels or settings.quality.channels
     run_id = run_id or new_run_id("marts", run_date)
     if not settings.warehouse_path.is_file():
         raise QualityError(f"no warehouse at {settings.warehouse_path}; build the marts first (dbt build)")
     now = utc_now()
-    con = connect_warehouse(settings.warehouse_path)
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         runner = SuiteRunner.for_reports(settings.reports_dir)
         built = _relations(con, BUILD_SCHEMA)
@@ -289,7 +289,7 @@ def publish_marts(
     say = progress or _silent
     if not settings.warehouse_path.is_file():
         raise QualityError(f"no warehouse at {settings.warehouse_path}; nothing to publish")
-    con = connect_warehouse(settings.warehouse_path)
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         tables = dict(sorted(_relations(con, BUILD_SCHEMA).items()))
         if not tables:
