@@ -12,6 +12,9 @@ step goes through the shared model layer (`pipelines/ml`), as `ecom train|score 
 - **score** (daily): p10/p50/p90 for 28 days for every active SKU with the champion's exact version
   into `forecasts.demand_forecast`, replacing that date's rows.
 - **plan**: safety stock, reorder point and order quantity per SKU into `forecasts.replenishment_plan`.
+- **publish_outputs**: rebuild the marts over the model outputs (`fct_demand_forecasts`,
+  `fct_replenishment_plans`, `mart_forecast_accuracy`) with their dbt tests and publish them.
+- **report**: render the BI report again, with the forecasting section for the day.
 """
 
 from __future__ import annotations
@@ -69,10 +72,24 @@ def core_supply_chain() -> None:
 
         return plan_replenishment(*resolve_run(context))
 
+    @task
+    def publish_outputs(**context) -> list[str]:
+        from pipelines.stages.common import resolve_run
+        from pipelines.stages.core import publish_outputs
+
+        return publish_outputs(*resolve_run(context))
+
+    @task
+    def report(**context) -> str:
+        from pipelines.stages.common import resolve_run
+        from pipelines.stages.core import report
+
+        return report(*resolve_run(context))
+
     enabled = core_enabled()
     scored = score()
     enabled >> training_due() >> train() >> scored
-    enabled >> scored >> plan()
+    enabled >> scored >> plan() >> publish_outputs() >> report()
 
 
 core_supply_chain_dag = core_supply_chain()

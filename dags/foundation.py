@@ -23,7 +23,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from pipelines.stages.common import DEFAULT_ARGS, PARSE_SETTINGS, PUBLISHED_MARTS, resolve_run
-from pipelines.stages.foundation import STAGING_MODELS
+from pipelines.stages.foundation import MODEL_OUTPUTS, STAGING_MODELS
 from pipelines.transform import (
     DBT_PROJECT_DIR,
     MEMORY_LIMIT_ENV,
@@ -95,7 +95,7 @@ def foundation() -> None:
         render_config=RenderConfig(
             load_method=LoadMode.AUTOMATIC,
             # Built (with their own tests) by dbt_staging in one dbt invocation, not one task each.
-            exclude=[STAGING_MODELS],
+            exclude=[STAGING_MODELS, MODEL_OUTPUTS],
             test_behavior=TestBehavior.AFTER_ALL,
             # Only used without a manifest, to run `dbt ls`.
             invocation_mode=InvocationMode.SUBPROCESS,

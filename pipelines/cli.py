@@ -230,16 +230,40 @@ def validate_marts_cmd(
 
 
 @app.command()
-def publish() -> None:
+def publish(
+    model_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--model-outputs",
+            help="Instead: rebuild and publish the marts over model outputs (after `ecom score`)",
+        ),
+    ] = False,
+    date: DateOption = None,
+) -> None:
     """Publish the audited marts (build_marts -> marts) in one transaction.
 
-    Refuses unless the latest `ecom validate marts` passed and the marts are unchanged since.
+    Refuses unless the latest `ecom validate marts` passed and the marts are unchanged since. With
+    --model-outputs: rebuild the marts over the scored outputs (forecasts, plans, realised
+    accuracy) with their dbt tests, and publish those alone.
     """
     from pipelines.quality import QualityError
     from pipelines.quality.marts import publish_marts
 
+    s = _settings()
+    if model_outputs:
+        from pipelines.model_marts import ModelMartsError, publish_model_output_marts
+        from pipelines.transform import DbtError
+
+        try:
+            tables = publish_model_output_marts(s, _run_date(s, date), progress=_say)
+        except (ModelMartsError, DbtError, QualityError) as exc:
+            raise _fail(str(exc)) from exc
+        out.print(f"published {len(tables)} model-output marts: {', '.join(tables)}")
+        return
+    if date is not None:
+        raise _fail("--date applies to --model-outputs; the marts audit names its own date", 2)
     try:
-        tables = publish_marts(_settings(), progress=lambda m: err.print(f"  {m}", highlight=False))
+        tables = publish_marts(s, progress=_say)
     except QualityError as exc:
         raise _fail(str(exc)) from exc
     out.print(f"published {len(tables)} marts: {', '.join(tables)}")

@@ -48,3 +48,17 @@ def plan_replenishment(settings: Settings, run_date: dt.date) -> dict[str, Any]:
 
     result = plan(settings, run_date)
     return {"skus": result.skus, "orders": result.orders, "units_ordered": result.units_ordered}
+
+
+def publish_outputs(settings: Settings, run_date: dt.date) -> list[str]:
+    """Rebuild and publish the marts over model outputs (forecasts, plans, realised accuracy)."""
+    from pipelines.model_marts import publish_model_output_marts
+
+    return publish_model_output_marts(settings, run_date)
+
+
+def report(settings: Settings, run_date: dt.date) -> str:
+    """Render the BI report again, now with the day's forecasts and plan."""
+    from pipelines.report import build_report
+
+    return str(build_report(settings, run_date))
