@@ -96,38 +96,17 @@ def _built_marts(settings: Settings) -> list[str]:
 
 def _publish(settings: Settings, marts: list[str], say: Callable[[str], None]) -> list[str]:
     """``marts.<t>`` level with ``build_marts.<t>`` for each of ``marts``, in one transaction."""
-    import duckdb
-
-    # The foundation's per-table copy, shared rather than repeated (see the module docstring).
-    from pipelines.quality.engine import QualityError
-    from pipelines.quality.marts import BUILD_SCHEMA, PUBLISH_SCHEMA, _publish_table, _relations
+    from pipelines.quality.marts import BUILD_SCHEMA, publish_tables, relations
     from pipelines.warehouse import connect_warehouse
 
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
-        built = _relations(con, BUILD_SCHEMA)
+        built = relations(con, BUILD_SCHEMA)
         if missing := [m for m in marts if m not in built]:
             raise ModelMartsError(
                 f"{BUILD_SCHEMA} lacks {', '.join(missing)} after the build: nothing published"
             )
-        con.begin()
-        try:
-            con.execute(f"create schema if not exists {PUBLISH_SCHEMA}")
-            published = _relations(con, PUBLISH_SCHEMA)
-            for name in marts:
-                say(
-                    f"publishing {PUBLISH_SCHEMA}.{name}: {_publish_table(con, name, built[name], published)}"
-                )
-            con.commit()
-        except duckdb.Error as exc:
-            con.rollback()
-            raise QualityError(
-                f"publishing {', '.join(marts)} failed: {exc}; "
-                f"nothing was published ({PUBLISH_SCHEMA} is as it was)"
-            ) from exc
-        except BaseException:
-            con.rollback()
-            raise
+        publish_tables(con, {name: built[name] for name in marts}, say)
     finally:
         con.close()
     return marts

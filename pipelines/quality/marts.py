@@ -171,7 +171,7 @@ def validate_marts(
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         runner = SuiteRunner.for_reports(settings.reports_dir)
-        built = _relations(con, BUILD_SCHEMA)
+        built = relations(con, BUILD_SCHEMA)
         suites = list_suites("marts")
         # Taken before any mart is read; no other process can write while this one holds the file.
         state = _build_state(con, built, suites)
@@ -284,42 +284,55 @@ def publish_marts(
             (the message names the tables); or a copy failed. In every case ``marts`` is exactly
             as it was.
     """
-    import duckdb
-
     say = progress or _silent
     if not settings.warehouse_path.is_file():
         raise QualityError(f"no warehouse at {settings.warehouse_path}; nothing to publish")
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
-        tables = dict(sorted(_relations(con, BUILD_SCHEMA).items()))
+        tables = dict(sorted(relations(con, BUILD_SCHEMA).items()))
         if not tables:
             raise QualityError(
                 f"nothing to publish: schema {BUILD_SCHEMA} has no tables (run dbt build first)"
             )
         audit = _check_audit(con, run_id, tables)
         say(f"publishing the build audited by {audit}")
-        step = f"create schema {PUBLISH_SCHEMA}"
-        con.begin()
-        try:
-            con.execute(f"create schema if not exists {PUBLISH_SCHEMA}")
-            published = _relations(con, PUBLISH_SCHEMA)
-            for name, columns in tables.items():
-                step = f"copying {BUILD_SCHEMA}.{name}"
-                say(f"publishing {PUBLISH_SCHEMA}.{name}: {_publish_table(con, name, columns, published)}")
-            con.commit()
-        except duckdb.Error as exc:
-            con.rollback()
-            raise QualityError(
-                f"publishing failed while {step}: {exc}; nothing was published "
-                f"({PUBLISH_SCHEMA} is as it was)"
-            ) from exc
-        except BaseException:
-            con.rollback()
-            raise
+        publish_tables(con, tables, say)
     finally:
         con.close()
     say(f"published {len(tables)} tables to {PUBLISH_SCHEMA}")
     return list(tables)
+
+
+def publish_tables(con: Any, tables: dict[str, dict[str, str]], say: Callable[[str], None]) -> None:
+    """Bring each ``marts.<name>`` level with ``build_marts.<name>``, all in one transaction.
+
+    Args:
+        con: A warehouse connection.
+        tables: Name -> columns (as :func:`relations` gives them) of the ``build_marts`` tables.
+        say: Called with a line per table.
+
+    Raises:
+        QualityError: A copy failed; nothing was published (``marts`` is as it was).
+    """
+    import duckdb
+
+    step = f"create schema {PUBLISH_SCHEMA}"
+    con.begin()
+    try:
+        con.execute(f"create schema if not exists {PUBLISH_SCHEMA}")
+        published = relations(con, PUBLISH_SCHEMA)
+        for name, columns in tables.items():
+            step = f"copying {BUILD_SCHEMA}.{name}"
+            say(f"publishing {PUBLISH_SCHEMA}.{name}: {_publish_table(con, name, columns, published)}")
+        con.commit()
+    except duckdb.Error as exc:
+        con.rollback()
+        raise QualityError(
+            f"publishing failed while {step}: {exc}; nothing was published ({PUBLISH_SCHEMA} is as it was)"
+        ) from exc
+    except BaseException:
+        con.rollback()
+        raise
 
 
 def _publish_table(con: Any, name: str, columns: dict[str, str], published: dict[str, dict[str, str]]) -> str:
@@ -354,7 +367,7 @@ def _publish_table(con: Any, name: str, columns: dict[str, str], published: dict
     return "copied whole"
 
 
-def _relations(con: Any, schema: str) -> dict[str, dict[str, str]]:
+def relations(con: Any, schema: str) -> dict[str, dict[str, str]]:
     """Tables and views of ``schema`` with their columns and types, in column order."""
     rows = con.execute(
         "select table_name, column_name, data_type from information_schema.columns "
