@@ -373,9 +373,9 @@ def test_master_data_holds_one_row_per_key_and_its_staging_view_the_latest(
     life: WarehouseLife, tmp_path: Path
 ) -> None:
     # Customers land whole with every batch; the loader keeps each key's latest row
-    # (pipelines/quality/raw.py, drop_superseded_rows), so after the history and two daily batches raw
-    # holds one snapshot. A later batch then corrects one customer: the view, built before it, must
-    # still pick the correction (any base batch is a correct one).
+    # (pipelines/quality/raw/load.py, drop_superseded_rows), so after the history and two daily
+    # batches raw holds one snapshot. A later batch then corrects one customer: the view, built
+    # before it, must still pick the correction (any base batch is a correct one).
     batch = "customer_id, _batch_date, _batch_id, _loaded_at"
     with duckdb.connect(str(_warehouse_copy(life, tmp_path))) as con:
         rows, keys = con.execute("select count(*), count(distinct customer_id) from raw.customers").fetchone()
