@@ -1,21 +1,19 @@
-"""The MLflow layer every model family uses: tracking, run metadata, registry and promotion.
+"""MLflow for every model family: tracking, run metadata, registry and the promotion rule.
 
 One place decides where runs live, what every run records and when a model version becomes the
-one we serve, so model families only train, evaluate and call these helpers::
+one we serve. Families do not call it directly: :func:`pipelines.ml.lifecycle.train_family` and
+:func:`pipelines.ml.scoring.score_family` do, the same way for all of them::
 
-    with tracked_run(settings, "forecast", "lstm", params) as run:
-        ...  # fit, evaluate
-        mlflow.log_metric("wape", wape)
-        info = mlflow.pytorch.log_model(net, name="model", input_example=x,
-                                        pip_requirements=pip_requirements("torch"))
-    version = register(settings, run.info.run_id, info.model_uri, "forecast-lstm")
-    promote_if_better(settings, "forecast-lstm", version, metric="wape", candidate=wape,
-                      baseline=naive_wape, run_id=run.info.run_id)
-    model = load_champion(settings, "forecast-lstm")
+    with tracked_run(settings, "forecast", "forecast-2025-12-31", params, standard_tags=tags) as run:
+        ...  # evaluate, fit, log the model
+    version = register(settings, run.info.run_id, info.model_uri, "demand_forecaster")
+    promote_if_better(settings, "demand_forecaster", version, metric="wape", candidate=0.65,
+                      baseline={"seasonal_naive": 0.95, "moving_average": 0.77},
+                      champion_value=0.66, run_id=run.info.run_id)
 
 Aliases, not stages: ``@challenger`` is the latest registered version, ``@champion`` the one
-served. A version becomes champion only if it beats both the current champion on the same
-metric and the baseline (see :func:`promote_if_better` and docs/mlflow.md).
+served. A version becomes champion only if it beats every baseline and the champion re-evaluated
+on the same data (see :func:`promote_if_better` and docs/mlflow.md).
 
 Importing this module has no side effects and does not import MLflow; :func:`tracking` switches
 telemetry off and points MLflow at the configured store before anything talks to it.
