@@ -148,7 +148,6 @@ def _log_evaluation(
     settings: Settings,
     evaluation: Evaluation,
     tags: Mapping[str, str],
-    run_date: dt.date,
 ) -> None:
     import mlflow
 
@@ -234,7 +233,7 @@ def train_family(
         run_id = parent.info.run_id
         say(f"evaluating {', '.join(recipes)} on the same data")
         evaluation = family.evaluate(settings, dataset, recipes, say)
-        _log_evaluation(family, settings, evaluation, tags, run_date)
+        _log_evaluation(family, settings, evaluation, tags)
         kind = best_candidate(family, evaluation)
         candidate = evaluation.metric(kind, family.metric)
         say(f"fitting {kind} (best candidate, {family.metric} {candidate:.4g}) on all data")
