@@ -43,7 +43,11 @@ def _documented_marts() -> dict[str, set[str]]:
 
 def test_there_is_one_raw_suite_per_contract_table_and_one_suite_per_documented_mart() -> None:
     assert list_suites("raw") == sorted(TABLES)
-    assert list_suites("marts") == sorted(_documented_marts())
+    # The marts over model outputs (a folder per model family under dbt/models/marts/) are audited
+    # by their dbt tests when the core stage publishes them, not by a GX suite.
+    model_outputs = {p.stem for p in (ROOT / "dbt" / "models" / "marts").glob("*/*.sql")}
+    assert model_outputs >= {"fct_demand_forecasts", "mart_forecast_accuracy"}
+    assert list_suites("marts") == sorted(set(_documented_marts()) - model_outputs)
     assert set(list_suites("raw_batch")) == {
         "timeliness",
         "quarantine_rate",
