@@ -529,8 +529,8 @@ def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tup
 def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr]) -> str | None:
     keys = lf.select(*[e.alias(k) for k, e in key.items()])
     # As many distinct 64-bit key hashes as rows proves every key distinct, and counting hashes is
-    # a quarter of the cost of grouping by the key columns (5 s against 18 s for the large tier's
-    # 135 M daily_sales rows; 8 bytes a row in memory). Only a repeated hash, a duplicate or a
+    # much cheaper than grouping by the key columns (8 bytes a row in memory; see
+    # docs/benchmarks.md for the measured figure). Only a repeated hash, a duplicate or a
     # rare collision, pays for the exact search below.
     hashes = keys.select(pl.struct(list(key)).hash().alias("h")).collect()
     if hashes["h"].n_unique() == hashes.height:
@@ -661,8 +661,8 @@ def _write_table(f: _SourceFile, out_dir: Path) -> None:
     schema = lf.collect_schema()
     target = out_dir / f"{table.name}.parquet"
     if f.format == "parquet" and list(schema.items()) == list(table.schema.items()):
-        # Already the contract's columns, order and types: rewriting it would change nothing but
-        # cost 20 s on the large tier.
+        # Already the contract's columns, order and types: rewriting it would change nothing and
+        # costs a full read and write of the file.
         shutil.copyfile(f.path, target)
         return
     columns = []

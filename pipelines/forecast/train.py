@@ -265,9 +265,9 @@ def train_forecaster(
         logger: A Lightning logger (e.g. ``MLFlowLogger``) or False.
         params: Overrides ``settings.forecast``.
         threads: Torch intra-op threads while fitting. One by default: the LSTM's small matrix
-            products gain ~20% from a second thread on an idle 2-core machine, but OpenMP threads
-            that spin-wait on a busy one (other tasks on the worker) make each step up to 25x
-            slower. None leaves torch's setting.
+            products gain little from a second thread, and OpenMP threads that spin-wait for a
+            busy core (other tasks on the worker) make each step many times slower. None leaves
+            torch's setting.
 
     Returns:
         The fitted forecaster, with ``metrics``: ``train_loss``, ``val_wape`` (when validating),

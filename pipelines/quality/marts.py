@@ -338,7 +338,7 @@ def publish_tables(con: Any, tables: dict[str, dict[str, str]], say: Callable[[s
 def _publish_table(con: Any, name: str, columns: dict[str, str], published: dict[str, dict[str, str]]) -> str:
     """Bring ``marts.<name>`` level with ``build_marts.<name>``; returns what was done, for progress.
 
-    Copying every mart each day cost the medium tier 31 s and grows with history. dbt stamps every
+    Copying every mart each day costs time that grows with history. dbt stamps every
     row an incremental mart writes with the run's start time (``_written_at``), so the rows written
     since the last publish are those stamped later than anything published: only the business
     dates they cover are replaced. A new or changed table (its columns or their types), or one without
@@ -396,8 +396,7 @@ def _build_state(con: Any, relations: dict[str, dict[str, str]], audited: list[s
     audit warns, and may change after it (the model-output marts, rebuilt after scoring).
     A mart missing from ``build_marts`` has no state. A table's state is its columns and types, its
     row count and either the latest ``_written_at`` (incremental marts: every dbt run that writes
-    a row stamps it with its own start time, and hashing the large tier's facts would cost about
-    20 s) or a hash of its content (the rest, which are small). A view's state is its definition.
+    a row stamps it with its own start time, and hashing the large facts would be slow) or a hash of its content (the rest, which are small). A view's state is its definition.
     """
     views = dict(
         con.execute(
