@@ -396,7 +396,8 @@ def _build_state(con: Any, relations: dict[str, dict[str, str]], audited: list[s
     audit warns, and may change after it (the model-output marts, rebuilt after scoring).
     A mart missing from ``build_marts`` has no state. A table's state is its columns and types, its
     row count and either the latest ``_written_at`` (incremental marts: every dbt run that writes
-    a row stamps it with its own start time, and hashing the large facts would be slow) or a hash of its content (the rest, which are small). A view's state is its definition.
+    a row stamps it with its own start time, and hashing the large facts would be slow) or a hash
+    of its content (the rest, which are small). A view's state is its definition.
     """
     views = dict(
         con.execute(
