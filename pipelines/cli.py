@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.config import ConfigError, Settings, disable_telemetry, load_settings
+
+if TYPE_CHECKING:
+    from pipelines.ml.family import ModelFamily
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # soft_wrap: paths are printed whole, so they can be copied from the terminal.
@@ -360,20 +363,20 @@ RunDate = Annotated[
 FamilyName = Annotated[str, typer.Argument(help="Model family, e.g. forecast", show_default=False)]
 
 
-def _run_date(settings: Settings, date: dt.datetime | None) -> dt.date:
-    """The given date, else the last day with units in ``marts.mart_demand_features``."""
+def _run_date(settings: Settings, date: dt.datetime | None, family: ModelFamily | None = None) -> dt.date:
+    """The given date, else the last day of the family's data (the demand mart's without one)."""
     from pipelines.forecast.data import last_data_day
-    from pipelines.forecast.features import ForecastDataError
+    from pipelines.ml.family import FamilyDataError
 
     if date is not None:
         return date.date()
     try:
-        return last_data_day(settings)
-    except ForecastDataError as exc:
+        return family.last_data_day(settings) if family is not None else last_data_day(settings)
+    except FamilyDataError as exc:
         raise _fail(str(exc)) from exc
 
 
-def _family(name: str):  # type: ignore[no-untyped-def]
+def _family(name: str) -> ModelFamily:
     from pipelines.ml.families import get_family
 
     try:
@@ -401,7 +404,7 @@ def train(
 
     s = _settings()
     model_family = _family(family)
-    day = _run_date(s, date)
+    day = _run_date(s, date, model_family)
     try:
         result = train_family(model_family, s, day, progress=_say)
     except FamilyDataError as exc:
@@ -421,7 +424,7 @@ def evaluate(family: FamilyName, date: RunDate = None) -> None:
     s = _settings()
     model_family = _family(family)
     try:
-        evaluation = evaluate_family(model_family, s, _run_date(s, date), progress=_say)
+        evaluation = evaluate_family(model_family, s, _run_date(s, date, model_family), progress=_say)
     except FamilyDataError as exc:
         raise _fail(str(exc)) from exc
     out.print(format_table(evaluation.comparison), markup=False, highlight=False)
@@ -436,7 +439,7 @@ def score(family: FamilyName, date: RunDate = None, summary_out: SummaryOut = No
     s = _settings()
     model_family = _family(family)
     try:
-        result = score_family(model_family, s, _run_date(s, date))
+        result = score_family(model_family, s, _run_date(s, date, model_family))
     except (ScoringError, NoChampionError) as exc:
         raise _fail(str(exc)) from exc
     out.print(result.summary(), highlight=False)

@@ -80,6 +80,11 @@ class ForecastFamily:
     def run_params(self, settings: Settings) -> Mapping[str, Any]:
         return {"forecast": settings.forecast, "replenishment": settings.replenishment}
 
+    def last_data_day(self, settings: Settings) -> dt.date:
+        from pipelines.forecast.data import last_data_day
+
+        return last_data_day(settings)
+
     def load_dataset(self, settings: Settings, run_date: dt.date) -> pl.DataFrame:
         return load_demand_features(settings, end=run_date).filter(pl.col("date") <= run_date)
 

@@ -156,6 +156,10 @@ class ModelFamily(Protocol):
         """The configuration sections a training run logs as params (nested mappings are flattened)."""
         ...
 
+    def last_data_day(self, settings: Settings) -> dt.date:
+        """The default run date: the last day the family's published data covers."""
+        ...
+
     def load_dataset(self, settings: Settings, run_date: dt.date) -> Any:
         """The dataset for a run date, from the published marts (one read, at the edge)."""
         ...

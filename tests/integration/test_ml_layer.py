@@ -81,6 +81,9 @@ class StoreLevels:
     def run_params(self, settings: Settings) -> Mapping[str, Any]:
         return {"holdout_days": HOLDOUT_DAYS}
 
+    def last_data_day(self, settings: Settings) -> dt.date:
+        return self.load_dataset(settings, dt.date.max)["day"].max()
+
     def load_dataset(self, settings: Settings, run_date: dt.date) -> pl.DataFrame:
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
         try:
