@@ -531,6 +531,8 @@ def promote_if_better(
         promoted, reason = _decide(
             candidate, champion, champion_version, strongest, higher_is_better, same_recipe
         )
+        if current is not None and champion_value is None and champion is not None:
+            reason += " (the champion's stored figure: it was not re-evaluated on this data)"
     decision = PromotionDecision(
         model_name=model_name,
         version=int(version),
