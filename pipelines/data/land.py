@@ -12,6 +12,10 @@ Replacing an existing date takes two renames (old aside to ``.trash-dt=<date>-<u
 place); a crash between them leaves no ``dt=<date>`` but a trash directory, and the next landing
 puts the old partition back before doing anything else (the interrupted batch simply lands again).
 
+A batch belongs to one date: it must hold facts (``daily_sales`` or ``order_lines`` rows) dated that
+day, and files already landed under another date are refused rather than handed back as that other
+day's partition.
+
 Landings into one raw directory are serialised with an exclusive ``flock`` on ``raw/.land.lock``;
 that is what makes it safe for a landing to clean up what a crashed one left behind.
 """
@@ -39,9 +43,13 @@ from pipelines.config import Settings
 from pipelines.data.contract import CONTRACT_VERSION, TABLES, Table, table_for_file
 
 __all__ = [
+    "FACT_TABLES",
+    "BatchMissingError",
     "LandResult",
     "LandingError",
     "LandingProblem",
+    "batch_available",
+    "batch_source",
     "land_batch",
     "list_partitions",
     "read_manifest",
@@ -68,6 +76,9 @@ _ROW = "__land_row__"
 _MAX_VALUE_CHARS = 80
 
 Format = Literal["csv", "parquet"]
+
+# The daily facts: a batch for a date must hold rows of at least one of them dated that day.
+FACT_TABLES = ("daily_sales", "order_lines")
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,10 @@ class LandingError(Exception):
         return "\n".join([self.message, *(str(p) for p in self.problems)])
 
 
+class BatchMissingError(LandingError):
+    """A date's batch did not arrive at its source in the time allowed for it."""
+
+
 @dataclass(frozen=True)
 class LandResult:
     """What a landing did.
@@ -164,24 +179,28 @@ def land_batch(
     batch_date: datetime.date,
     *,
     progress: Callable[[str], None] | None = None,
+    require_facts: bool = True,
 ) -> LandResult:
     """Check every file of a batch against the contract and publish it as ``raw/dt=<batch_date>``.
 
-    Landing the same files again is a no-op; landing different files for a date already landed
-    replaces that partition as a whole.
+    Landing the same files again for the same date is a no-op; landing different files for a date
+    already landed replaces that partition as a whole.
 
     Args:
         source: A folder (relative paths are under ``ECOM_HOME``) or ``s3://bucket/prefix``.
         settings: Paths and the S3 endpoint; S3 credentials come from the usual ``AWS_*`` variables.
         batch_date: The day the batch is for; it names the partition.
         progress: Called with short human-readable messages as the landing goes.
+        require_facts: Refuse a batch without ``daily_sales`` or ``order_lines`` rows dated
+            ``batch_date``. False lands a master-data-only batch; ``ecom land`` and the DAG never do.
 
     Returns:
         Where the batch is published, its id and row counts.
 
     Raises:
-        LandingError: The source is missing or empty, S3 failed, or any file breaks the contract
-            (then ``.problems`` lists every violation and the bad files are in quarantine).
+        LandingError: The source is missing or empty, S3 failed, any file breaks the contract
+            (then ``.problems`` lists every violation and the bad files are in quarantine), the
+            batch has no facts for ``batch_date``, or the same files are landed under another date.
     """
     say = progress or _silent
     raw = settings.raw_dir
@@ -198,12 +217,22 @@ def land_batch(
                 files = _list_local(settings.resolve(source))
             batch_id = _batch_id(files)
 
+            final = raw / f"dt={batch_date.isoformat()}"
             for partition in list_partitions(settings):
                 manifest = _try_manifest(partition)
-                if manifest is not None and manifest.get("batch_id") == batch_id:
-                    say(f"batch {batch_id} already landed in {_show(partition, settings)}; nothing to do")
-                    tables = {f["table"]: int(f["rows"]) for f in manifest.get("files", [])}
-                    return LandResult(partition, batch_id, tables, already_landed=True)
+                if manifest is None or manifest.get("batch_id") != batch_id:
+                    continue
+                if partition != final:
+                    other = partition.name.removeprefix("dt=")
+                    raise LandingError(
+                        f"batch {batch_id} from {source} is already landed for {other} "
+                        f"({_show(partition, settings)}), so it is not the batch for {batch_date}: a "
+                        f"batch belongs to one date. Land {batch_date}'s own files (is the source's "
+                        f"{{date}} right?), or land these again with --date {other}"
+                    )
+                say(f"batch {batch_id} already landed in {_show(partition, settings)}; nothing to do")
+                tables = {f["table"]: int(f["rows"]) for f in manifest.get("files", [])}
+                return LandResult(partition, batch_id, tables, already_landed=True)
 
             problems, rows = _check_batch(files, say)
             if problems:
@@ -217,6 +246,8 @@ def land_batch(
                     problems,
                     qdir,
                 )
+            if require_facts:
+                _require_facts(files, batch_date, f"batch {batch_id} from {source}")
 
             out_dir = staging_root / uuid.uuid4().hex
             out_dir.mkdir(parents=True)
@@ -241,7 +272,6 @@ def land_batch(
                 ],
             }
             (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            final = raw / f"dt={batch_date.isoformat()}"
             _publish(out_dir, final)
             out_dir = None
             say(f"published {_show(final, settings)}")
@@ -292,6 +322,52 @@ def list_partitions(settings: Settings) -> list[Path]:
     return sorted(p for p in raw.iterdir() if p.is_dir() and _PARTITION_RE.fullmatch(p.name))
 
 
+def batch_source(source: str, batch_date: datetime.date) -> str:
+    """The source of one date's batch: ``{date}`` in ``source`` replaced by ``YYYY-MM-DD``."""
+    return source.replace("{date}", batch_date.isoformat())
+
+
+def batch_available(settings: Settings, source: str, batch_date: datetime.date) -> bool:
+    """Whether the batch for a date has arrived: any file to land in its folder or under its prefix.
+
+    Only looks; the files are checked when the batch lands.
+
+    Args:
+        settings: Paths and the S3 endpoint.
+        source: A folder or ``s3://bucket/prefix``; ``{date}`` in it is replaced by the date.
+        batch_date: The day the batch is for.
+
+    Raises:
+        LandingError: S3 cannot be read (no such bucket, access denied, endpoint unreachable): waiting
+            would not help.
+    """
+    where = batch_source(source, batch_date)
+    if not where.startswith("s3://"):
+        folder = settings.resolve(where)
+        return folder.is_dir() and any(p.is_file() and not _hidden(p.name) for p in folder.iterdir())
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = _parse_s3(where)
+    endpoint = settings.storage.s3_endpoint_url or "AWS"
+    try:
+        client = boto3.client(
+            "s3", endpoint_url=settings.storage.s3_endpoint_url, region_name=settings.storage.s3_region
+        )
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"
+        ):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :]
+                if name and "/" not in name and not _hidden(name):
+                    return True
+        return False
+    except ClientError as exc:
+        raise LandingError(_s3_error_message(exc, bucket, prefix, endpoint)) from exc
+    except BotoCoreError as exc:
+        raise LandingError(f"cannot read {where} from S3 (endpoint {endpoint}): {exc}") from exc
+
+
 # --- batch discovery --------------------------------------------------------------------------
 
 
@@ -338,24 +414,20 @@ def _fetch_s3(uri: str, settings: Settings, dest: Path, say: Callable[[str], Non
             files.append(_SourceFile(name, local, f"s3://{bucket}/{key}", _sha256(local)))
         return files
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, detail = error.get("Code", "?"), error.get("Message", str(exc))
-        at = f"; endpoint {endpoint}"
-        if code == "NoSuchBucket":
-            msg = f"S3 bucket '{bucket}' does not exist (reading {where}, endpoint {endpoint})"
-        elif code in {
-            "AccessDenied",
-            "403",
-            "InvalidAccessKeyId",
-            "SignatureDoesNotMatch",
-            "AllAccessDisabled",
-        }:
-            msg = f"access denied to S3 bucket '{bucket}' prefix '{prefix}' ({code}: {detail}{at})"
-        else:
-            msg = f"S3 error reading bucket '{bucket}' prefix '{prefix}' ({code}: {detail}{at})"
-        raise LandingError(msg) from exc
+        raise LandingError(_s3_error_message(exc, bucket, prefix, endpoint)) from exc
     except BotoCoreError as exc:
         raise LandingError(f"cannot read {where} from S3 (endpoint {endpoint}): {exc}") from exc
+
+
+def _s3_error_message(exc: Any, bucket: str, prefix: str, endpoint: str) -> str:
+    error = exc.response.get("Error", {})
+    code, detail = error.get("Code", "?"), error.get("Message", str(exc))
+    at = f"; endpoint {endpoint}"
+    if code == "NoSuchBucket":
+        return f"S3 bucket '{bucket}' does not exist (reading s3://{bucket}/{prefix}, endpoint {endpoint})"
+    if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}:
+        return f"access denied to S3 bucket '{bucket}' prefix '{prefix}' ({code}: {detail}{at})"
+    return f"S3 error reading bucket '{bucket}' prefix '{prefix}' ({code}: {detail}{at})"
 
 
 def _parse_s3(uri: str) -> tuple[str, str]:
@@ -423,6 +495,38 @@ def _check_batch(
         file_problems, rows[f.name] = _check_file(f, table, say)
         problems += file_problems
     return problems, rows
+
+
+def _require_facts(files: Sequence[_SourceFile], batch_date: datetime.date, batch: str) -> None:
+    """Refuse a batch without fact rows dated its date; only called once its files passed the checks."""
+    tables = " or ".join(FACT_TABLES)
+    facts = [f for f in files if f.known_table.name in FACT_TABLES]
+    last: datetime.date | None = None
+    for f in facts:
+        column = f.known_table.date_column
+        lf = _scan(f)
+        day = _cast_expr(column, lf.collect_schema()[column], pl.Date) if column else None
+        if day is None:  # the contract gives every fact a date column the checks let through
+            raise AssertionError(f"{f.name}: no castable business date column")
+        on_day, newest = (
+            lf.select((day == batch_date).sum().alias("on_day"), day.max().alias("newest"))
+            .collect(engine="streaming")
+            .row(0)
+        )
+        if on_day:
+            return
+        if newest is not None and (last is None or newest > last):
+            last = newest
+    if not facts:
+        found = f"it has no {tables} file"
+    elif last is None or last > batch_date:
+        found = f"none of its {tables} rows is dated {batch_date}"
+    else:
+        found = f"its {tables} rows end on {last}"
+    raise LandingError(
+        f"no facts for {batch_date} in {batch}: {found}. A batch must hold that day's {tables} "
+        "rows: is it another date's batch, or a replay past the end of the data?"
+    )
 
 
 def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tuple[list[LandingProblem], int]:

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.data.contract import TABLES
-from pipelines.data.land import LandingError, land_batch, list_partitions, read_manifest
+from pipelines.data.land import LandingError, batch_available, land_batch, list_partitions, read_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def _frames() -> dict[str, pl.DataFrame]:
         ),
         "daily_sales": pl.DataFrame(
             {
-                "date": [dt.date(2024, 1, 1)] * 3,
+                "date": [DAY] * 3,
                 "sku_id": [1, 1, 2],
                 "channel": ["app", "web", "app"],
                 "units": [3, 1, 0],
@@ -136,3 +136,20 @@ def test_empty_prefix_is_a_clear_error(settings, s3_bucket, s3_upload):
 
     with pytest.raises(LandingError, match=rf"no files to land under s3://{s3_bucket}/{PREFIX}"):
         land_batch(f"s3://{s3_bucket}/{PREFIX}", settings, DAY)
+
+
+def test_a_batch_is_available_once_a_file_is_directly_under_its_dated_prefix(settings, s3_bucket, s3_upload):
+    source = f"s3://{s3_bucket}/batches/{{date}}"
+    assert not batch_available(settings, source, DAY)  # nothing there
+    s3_upload(s3_bucket, PREFIX + "_SUCCESS", b"")
+    s3_upload(s3_bucket, PREFIX + "older/products.csv", b"x")
+    s3_upload(s3_bucket, "batches/2024-01-02-retry/products.csv", b"x")
+    assert not batch_available(settings, source, DAY)  # a marker, a nested key, a sibling prefix
+    s3_upload(s3_bucket, PREFIX + "products.csv", _csv(_frames()["products"]))
+    assert batch_available(settings, source, DAY)
+    assert not batch_available(settings, source, DAY + dt.timedelta(days=1))
+
+
+def test_waiting_on_a_missing_bucket_is_an_error_not_a_wait(settings):
+    with pytest.raises(LandingError, match=r"S3 bucket 'no-such-bucket-here' does not exist"):
+        batch_available(settings, "s3://no-such-bucket-here/batches/{date}", DAY)

@@ -203,8 +203,8 @@ def _upload_batch(command: ReadmeCommand, generated: Path, scratch: Path, s3_end
     """Deliver the batch an S3 line lands, as a daily feed would have: the world's history up to
     the line's ``--date``, cut by ``ecom replay``'s function, under the line's ``s3://`` prefix.
 
-    Not the generated files themselves: landing the very files ``ecom land --source
-    data/generated`` landed before would find that batch landed already (under today's date).
+    Not the generated files themselves: ``ecom land --source data/generated --date-from-data``
+    landed those already, and the same files are one batch for one date.
     """
     import boto3
 

@@ -14,7 +14,14 @@ import pytest
 
 from pipelines.config import Settings
 from pipelines.data.contract import CONTRACT_VERSION, TABLES
-from pipelines.data.land import LandingError, land_batch, last_sales_date, list_partitions, read_manifest
+from pipelines.data.land import (
+    LandingError,
+    batch_available,
+    land_batch,
+    last_sales_date,
+    list_partitions,
+    read_manifest,
+)
 
 DAY = dt.date(2024, 1, 2)
 
@@ -160,10 +167,11 @@ def test_relative_source_is_under_ecom_home(settings, frames):
     batch = settings.home / "incoming" / "day1"
     batch.mkdir(parents=True)
     frames["warehouses"].write_csv(batch / "warehouses.csv")
+    frames["daily_sales"].write_csv(batch / "daily_sales.csv")
 
     result = land_batch("incoming/day1", settings, DAY)
 
-    assert result.tables == {"warehouses": 2}
+    assert result.tables == {"warehouses": 2, "daily_sales": 5}
 
 
 def test_landing_the_same_batch_twice_changes_nothing(settings, write_batch):
@@ -187,7 +195,7 @@ def test_landing_the_same_batch_twice_changes_nothing(settings, write_batch):
 
 def test_relanding_a_date_with_another_batch_replaces_it(settings, write_batch, frames):
     first = land_batch(str(write_batch("one")), settings, DAY)
-    changed = frames["daily_sales"].with_columns(pl.col("units") + 1).head(3)
+    changed = frames["daily_sales"].with_columns(pl.col("units") + 1).tail(3)
     second = land_batch(str(write_batch("two", daily_sales=(changed, "csv"))), settings, DAY)
 
     assert not second.already_landed
@@ -203,7 +211,8 @@ def test_relanding_a_date_with_another_batch_replaces_it(settings, write_batch, 
 
 def test_other_dates_are_separate_partitions(settings, write_batch, frames):
     land_batch(str(write_batch("one")), settings, DAY)
-    land_batch(str(write_batch("two", warehouses="parquet")), settings, DAY + dt.timedelta(days=1))
+    next_day = frames["daily_sales"].with_columns(pl.col("date") + dt.timedelta(days=1))
+    land_batch(str(write_batch("two", daily_sales=(next_day, "csv"))), settings, DAY + dt.timedelta(days=1))
 
     assert [p.name for p in list_partitions(settings)] == ["dt=2024-01-02", "dt=2024-01-03"]
 
@@ -225,6 +234,87 @@ def test_crash_between_publish_renames_is_recovered(settings, write_batch):
     assert not trash.exists()
     assert not (settings.raw_dir / ".staging").exists()
     assert any("restored data/raw/dt=2024-01-02" in m for m in messages)
+
+
+# --- one batch, one date ----------------------------------------------------------------------
+
+
+def test_a_batch_landed_for_one_date_is_refused_for_another(settings, write_batch):
+    batch = write_batch()
+    first = land_batch(str(batch), settings, DAY)
+    before = _snapshot(first.partition)
+    other = DAY + dt.timedelta(days=1)
+
+    with pytest.raises(LandingError) as info:
+        land_batch(str(batch), settings, other)
+
+    message = str(info.value)
+    assert f"batch {first.batch_id} from {batch} is already landed for 2024-01-02" in message
+    assert "data/raw/dt=2024-01-02" in message
+    assert "so it is not the batch for 2024-01-03" in message
+    assert "--date 2024-01-02" in message
+    # Nothing is handed back or written for the other date; the first partition is untouched.
+    assert list_partitions(settings) == [first.partition]
+    assert _snapshot(first.partition) == before
+    # The same batch for its own date is still a no-op.
+    assert land_batch(str(batch), settings, DAY).already_landed
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_batch_whose_facts_end_before_its_date_is_refused(settings, write_batch, fmt):
+    batch = write_batch(products="csv", daily_sales=fmt)
+    late = dt.date(2024, 1, 5)
+
+    with pytest.raises(LandingError) as info:
+        land_batch(str(batch), settings, late)
+
+    assert str(info.value).startswith(
+        "no facts for 2024-01-05 in batch "
+        f"{_batch_id_of(batch)} from {batch}: its daily_sales or order_lines rows end on 2024-01-02."
+    )
+    assert info.value.problems == []
+    _assert_nothing_landed(settings)
+
+
+def test_a_batch_with_facts_on_other_days_only_is_refused(settings, write_batch, frames):
+    later = frames["daily_sales"].with_columns(pl.col("date") + dt.timedelta(days=7))
+    batch = write_batch(daily_sales=(later, "parquet"))
+
+    with pytest.raises(LandingError, match=r"no facts for 2024-01-02 in batch .*: none of its daily_sales"):
+        land_batch(str(batch), settings, DAY)
+    _assert_nothing_landed(settings)
+
+
+def test_a_batch_without_facts_is_refused_unless_facts_are_not_required(settings, write_batch):
+    # What `ecom replay` past the end of the world used to write: master data only.
+    batch = write_batch(products="parquet", warehouses="csv")
+
+    with pytest.raises(LandingError) as info:
+        land_batch(str(batch), settings, DAY)
+
+    assert "no facts for 2024-01-02 in batch" in str(info.value)
+    assert "it has no daily_sales or order_lines file" in str(info.value)
+    _assert_nothing_landed(settings)
+    result = land_batch(str(batch), settings, DAY, require_facts=False)
+    assert result.tables == {"products": 3, "warehouses": 2}
+
+
+# --- has the batch arrived? -------------------------------------------------------------------
+
+
+def test_a_batch_is_available_once_its_dated_folder_holds_a_file(settings):
+    source = "incoming/{date}"
+    folder = settings.home / "incoming" / "2024-01-02"
+    assert not batch_available(settings, source, DAY)  # no folder
+    folder.mkdir(parents=True)
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".partial").write_text("")
+    assert not batch_available(settings, source, DAY)  # only names landing skips
+    (folder / "daily_sales.csv").write_text("date\n")
+    assert batch_available(settings, source, DAY)
+    assert not batch_available(settings, source, DAY + dt.timedelta(days=1))
+    # An absolute folder without {date} is the same folder whatever the date.
+    assert batch_available(settings, str(folder), DAY + dt.timedelta(days=1))
 
 
 # --- batch-level errors -----------------------------------------------------------------------

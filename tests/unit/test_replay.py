@@ -66,3 +66,21 @@ def test_a_table_without_rows_that_day_is_left_out_of_the_batch(tiny_world: Path
     # The contract wants at least one row per file; a batch may hold any subset of the tables.
     assert not (tmp_path / "d" / "promotions.parquet").exists()
     assert rows["daily_sales"] > 0 and (tmp_path / "d" / "daily_sales.parquet").exists()
+
+
+def test_a_date_past_the_end_of_the_world_has_no_facts_and_writes_nothing(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    source = tiny_world / "data" / "generated"
+    last = pl.read_parquet(source / "daily_sales.parquet")["date"].max()
+    after = last + dt.timedelta(days=1)
+    for start in (None, after, last):
+        with pytest.raises(ValueError) as info:
+            replay_batch(source, tmp_path / "x", start=start, end=after)
+        assert str(info.value) == (
+            f"no facts for {after}: {source} has no daily_sales or order_lines rows dated {after} "
+            f"(its facts run from 2024-01-01 to {last}); nothing was written"
+        )
+        assert not (tmp_path / "x").exists()
+    # The world's last day still replays.
+    assert replay_batch(source, tmp_path / "x", start=last, end=last)["daily_sales"] > 0
