@@ -1,8 +1,11 @@
 """
 ### Core stage: demand forecasting and replenishment
 
-Runs when the foundation DAG publishes the marts (the `ecom_published_marts` asset). If the rollout
-stage (`rollout.stage` in params.yaml) does not include `core`, every task is skipped. Every model
+Runs when the foundation DAG publishes the marts (the `ecom_published_marts` asset), for the date the
+foundation published: such a run has no logical date, so every task reads the date from the asset
+event (`extra["run_date"]`; of several events, the latest). A run with a logical date (triggered by
+hand, `airflow dags test`, `ecom run`) takes that instead. If the rollout stage (`rollout.stage` in
+params.yaml) does not include `core`, every task is skipped. Every model
 step goes through the shared model layer (`pipelines/ml`), as `ecom train|score forecast` does.
 
 - **train** (weekly, on `forecast.train_weekday`, or whenever there is no champion): backtest the

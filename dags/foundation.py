@@ -1,13 +1,18 @@
 """
-### Foundation: land -> validate raw -> dbt -> validate marts -> publish -> BI report
+### Foundation: wait for the batch -> land -> validate raw -> dbt -> validate marts -> publish -> report
 
-One run per day (the data interval). It lands that day's batch from `land.source` (a folder or
-`s3://` prefix; `{date}` in it is replaced by the run's date), loads it into the warehouse's `raw`
-schema through the Great Expectations gates (failing rows go to `quarantine.rejected_rows`), builds
-the dbt project into the `build_*` schemas (the staging views in one dbt invocation, then every
-other model as a Cosmos task group: one `dbt build`, and a task per model reporting it), audits the
-marts, and only then publishes them to the `marts` schema in one transaction and renders the BI
-report. A failed gate stops the run and leaves the published marts exactly as they were.
+One run per day (the data interval): the scheduled run for a day starts once that day is over, and
+its run date is the day (`ds`). It waits for the day's batch at `land.source` (a folder or `s3://`
+prefix; `{date}` in it is replaced by the run date), looking every `land.wait_poke_seconds` without
+holding a worker slot, and fails with `no landed partition for <date>` naming the source if none has
+come `land.wait_timeout_minutes` after its first look. Then it lands the batch, loads it into the
+warehouse's `raw` schema through the Great Expectations gates (failing rows go to
+`quarantine.rejected_rows`), builds the dbt project into the `build_*` schemas (the staging views in
+one dbt invocation, then every other model as a Cosmos task group: one `dbt build`, and a task per
+model reporting it), audits the marts, and only then publishes them to the `marts` schema in one
+transaction and renders the BI report. A failed gate stops the run and leaves the published marts
+exactly as they were. The published-marts asset event carries the run date (`extra["run_date"]`),
+which the core DAG's Asset-triggered runs take as theirs.
 
 Every task is idempotent for its date: rerunning a date gives the same rows. Backfill any date
 range with `airflow backfill create --dag-id foundation --from-date ... --to-date ...`.
@@ -19,10 +24,11 @@ from datetime import datetime
 from typing import Any
 
 from airflow.sdk import TriggerRule, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import PRODUCER_WATCHER_TASK_ID, ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
-from pipelines.stages.common import DEFAULT_ARGS, PARSE_SETTINGS, PUBLISHED_MARTS, resolve_run
+from pipelines.stages.common import DEFAULT_ARGS, PARSE_SETTINGS, PUBLISHED_MARTS, RUN_DATE_EXTRA, resolve_run
 from pipelines.stages.foundation import MODEL_OUTPUTS, STAGING_MODELS
 from pipelines.transform import (
     DBT_PROJECT_DIR,
@@ -37,10 +43,16 @@ MANIFEST = PARSE_SETTINGS.home / "dbt" / "target" / "manifest.json"
 # --no-write-json: each dbt invocation would rewrite manifest.json and run_results.json into its
 # throwaway copy of the project (Cosmos reads the dbtRunner result instead).
 DBT_FLAGS = ["--no-write-json"]
+# The sensor's own timeout only backs up the wait's, which names the source and the date and counts
+# from the first look with the settings the task reads when it runs.
+POKE_SECONDS = PARSE_SETTINGS.land.wait_poke_seconds
+WAIT_SECONDS = PARSE_SETTINGS.land.wait_timeout_minutes * 60 + POKE_SECONDS
 
 
 @dag(
-    schedule="@daily",
+    # A day's run is due once the day is over, as its batch is; with a plain "@daily" (a cron
+    # trigger) the run for a day would start at its midnight, a whole day before its batch.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -49,6 +61,19 @@ DBT_FLAGS = ["--no-write-json"]
     tags=["foundation", "warehouse"],
 )
 def foundation() -> None:
+    @task.sensor(mode="reschedule", poke_interval=POKE_SECONDS, timeout=WAIT_SECONDS)
+    def wait_for_batch(**context: Any) -> bool:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.data.land import BatchMissingError
+        from pipelines.stages.foundation import wait_for_batch
+
+        try:
+            return wait_for_batch(*resolve_run(context), context["ti"].get_first_reschedule_date(context))
+        except BatchMissingError as exc:
+            # Waiting is what just failed: a retry would only fail again.
+            raise AirflowFailException(str(exc)) from exc
+
     @task
     def land(**context: Any) -> str:
         from pipelines.stages.foundation import land_interval
@@ -121,8 +146,11 @@ def foundation() -> None:
     def publish(audit: dict, **context: Any) -> list[str]:
         from pipelines.stages.foundation import publish_audited
 
-        settings, _ = resolve_run(context)
-        return publish_audited(settings, audit)
+        settings, day = resolve_run(context)
+        published = publish_audited(settings, audit)
+        # Asset-triggered runs have no logical date: the event tells the core DAG which day this is.
+        context["outlet_events"][PUBLISHED_MARTS].extra = {RUN_DATE_EXTRA: day.isoformat()}
+        return published
 
     @task
     def report(**context: Any) -> str:
@@ -131,7 +159,7 @@ def foundation() -> None:
         return report_interval(*resolve_run(context))
 
     audit = validate_marts()
-    land() >> validate_raw() >> dbt_staging() >> dbt >> audit
+    wait_for_batch() >> land() >> validate_raw() >> dbt_staging() >> dbt >> audit
     publish(audit) >> report()
 
     # Inside a task group Cosmos puts the producer (one `dbt build` of every model) beside the

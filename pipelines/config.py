@@ -63,6 +63,11 @@ class LandParams(_Section):
     # Where `ecom land` reads from when --source is not given: a folder (relative paths are
     # under ECOM_HOME) or an s3://bucket/prefix URI.
     source: str = "data/generated"
+    # How a daily DAG run waits for its batch at `source` ({date} replaced): it looks every
+    # wait_poke_seconds, holding no worker slot in between, and fails once wait_timeout_minutes have
+    # passed without one (0: look once and fail at once, as one-off runs want).
+    wait_poke_seconds: int = Field(300, ge=1)
+    wait_timeout_minutes: int = Field(360, ge=0)
 
 
 class StorageParams(_Section):

@@ -6,7 +6,7 @@ The only module of ``pipelines`` that imports Airflow; DAG files import it when 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -33,25 +33,79 @@ PARSE_SETTINGS = load_settings()
 DEFAULT_ARGS = default_args(PARSE_SETTINGS)
 
 
+# The key of an asset event's extra that carries the business date the event is for. The foundation's
+# publish task sets it; an Asset-triggered run has no logical date and reads its date from there.
+RUN_DATE_EXTRA = "run_date"
+
+
 def resolve_run(run: Mapping[str, Any] | str | dt.date | None) -> tuple[Settings, dt.date]:
-    """The settings and the run date of a task, read once where the task starts.
+    """The settings and the business date of a task, read once where the task starts.
+
+    From an Airflow context the date is, in this order:
+
+    1. ``ds``, else ``logical_date``: manual, scheduled and backfilled runs, and ``airflow dags test``.
+    2. Otherwise ``extra["run_date"]`` of the run's ``triggering_asset_events``: an Asset-triggered
+       run has no logical date. Of several events, the latest (by timestamp) that carries a date.
 
     Args:
-        run: The task's Airflow context (its ``ds``), a ``YYYY-MM-DD`` string, or a date.
+        run: The task's Airflow context, a ``YYYY-MM-DD`` string, or a date.
 
     Raises:
-        ValueError: No run date, or not a ``YYYY-MM-DD`` date.
+        ValueError: No run date (no logical date and no triggering event carrying one), or a date
+            that is not ``YYYY-MM-DD``.
         ConfigError: The configuration is invalid.
     """
-    ds = run.get("ds") if isinstance(run, Mapping) else run
-    if isinstance(ds, dt.datetime):
-        return load_settings(), ds.date()
-    if isinstance(ds, dt.date):
-        return load_settings(), ds
-    if not ds:
-        raise ValueError("a run date is required: the task's context has no ds (logical date)")
+    return load_settings(), _run_date(run)
+
+
+def _run_date(run: Mapping[str, Any] | str | dt.date | None) -> dt.date:
+    if isinstance(run, Mapping):
+        day = run.get("ds") or run.get("logical_date")
+        if not day:
+            return _event_run_date(run.get("triggering_asset_events") or {})
+    else:
+        day = run
+    if isinstance(day, dt.datetime):
+        return day.date()
+    if isinstance(day, dt.date):
+        return day
+    if not day:
+        raise ValueError("a run date is required: none was given")
+    return _parse_day(day, "run date")
+
+
+def _event_run_date(events: Mapping[Any, Sequence[Any]]) -> dt.date:
+    every = [event for per_asset in events.values() for event in per_asset]
+    dated = [e for e in every if (getattr(e, "extra", None) or {}).get(RUN_DATE_EXTRA)]
+    if not dated:
+        found = (
+            f"none of its {len(every)} triggering asset event(s) ({_describe(every)}) carries "
+            f"extra['{RUN_DATE_EXTRA}']"
+            if every
+            else "it has no triggering asset events"
+        )
+        raise ValueError(
+            f"no run date: the run has no logical date (ds), and {found}. Trigger it with a logical "
+            f"date, or through an asset event whose extra is {{'{RUN_DATE_EXTRA}': 'YYYY-MM-DD'}} "
+            "(the foundation DAG's publish task sets it)"
+        )
+    latest = max(dated, key=lambda e: (e.timestamp, str(e.extra[RUN_DATE_EXTRA])))
+    return _parse_day(latest.extra[RUN_DATE_EXTRA], f"extra['{RUN_DATE_EXTRA}'] of {_describe([latest])}")
+
+
+def _describe(events: Sequence[Any]) -> str:
+    """Where asset events came from, for error messages: ``asset from dag/run``."""
+    out = []
+    for e in events[:3]:
+        asset = getattr(getattr(e, "asset", None), "name", None) or "an asset"
+        dag_run = (getattr(e, "source_dag_id", None), getattr(e, "source_run_id", None))
+        source = "/".join(filter(None, dag_run))
+        out.append(f"{asset} from {source}" if source else f"{asset}, created by hand")
+    return "; ".join(out) + ("; ..." if len(events) > 3 else "")
+
+
+def _parse_day(value: Any, what: str) -> dt.date:
     try:
-        day = dt.date.fromisoformat(str(ds))
+        return dt.date.fromisoformat(str(value))
     except ValueError as exc:
-        raise ValueError(f"run date {ds!r} is not a YYYY-MM-DD date") from exc
-    return load_settings(), day
+        raise ValueError(f"{what} {value!r} is not a YYYY-MM-DD date") from exc

@@ -29,12 +29,52 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 
+def wait_for_batch(settings: Settings, run_date: dt.date, first_look: dt.datetime | None = None) -> bool:
+    """One look for the run date's batch at ``land.source`` ({date} replaced), for the DAG's sensor.
+
+    Args:
+        settings: ``land.source`` and how long to wait (``land.wait_timeout_minutes``).
+        run_date: The day the batch is for.
+        first_look: When the wait began (the sensor's first look, timezone-aware); None for now.
+
+    Returns:
+        True once the batch is there; False to look again later.
+
+    Raises:
+        BatchMissingError: Still no batch ``land.wait_timeout_minutes`` after the first look.
+        LandingError: The source cannot be read (no such bucket, access denied).
+    """
+    from pipelines.data.land import BatchMissingError, batch_available, batch_source
+
+    source = batch_source(settings.land.source, run_date)
+    log = logging.getLogger(__name__)
+    if batch_available(settings, source, run_date):
+        log.info("the batch for %s is at %s", run_date, source)
+        return True
+    timeout = settings.land.wait_timeout_minutes
+    now = dt.datetime.now(dt.UTC)
+    waited = (now - first_look).total_seconds() if first_look is not None else 0.0
+    if waited >= timeout * 60:
+        raise BatchMissingError(
+            f"no landed partition for {run_date}: its batch did not arrive at {source} within "
+            f"{timeout} min (land.wait_timeout_minutes). Deliver it there, then clear this task and "
+            "its downstream tasks to run the day"
+        )
+    log.info(
+        "no batch for %s at %s yet; looking again in %s s (giving up %s min after the first look)",
+        run_date,
+        source,
+        settings.land.wait_poke_seconds,
+        timeout,
+    )
+    return False
+
+
 def land_interval(settings: Settings, run_date: dt.date) -> str:
     """Land the batch for the run date from ``land.source`` ({date} is replaced by the date)."""
-    from pipelines.data.land import land_batch
+    from pipelines.data.land import batch_source, land_batch
 
-    source = settings.land.source.replace("{date}", run_date.isoformat())
-    return str(land_batch(source, settings, run_date).partition)
+    return str(land_batch(batch_source(settings.land.source, run_date), settings, run_date).partition)
 
 
 def validate_raw_interval(settings: Settings, run_date: dt.date) -> dict[str, Any]:

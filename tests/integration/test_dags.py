@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +29,12 @@ print(json.dumps({
     "errors": {k: str(v)[:2000] for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"file": d.fileloc, "tags": sorted(d.tags), "doc": bool(d.doc_md),
                          "retries": [t.retries for t in d.tasks], "catchup": d.catchup,
+                         "timetable": type(d.timetable).__name__,
                          "tasks": {t.task_id: {"upstream": sorted(t.upstream_task_ids),
-                                               "trigger_rule": str(getattr(t.trigger_rule, "value", ""))}
+                                               "trigger_rule": str(getattr(t.trigger_rule, "value", "")),
+                                               "mode": getattr(t, "mode", None),
+                                               "poke_interval": getattr(t, "poke_interval", None),
+                                               "timeout": getattr(t, "timeout", None)}
                                    for t in d.tasks}}
              for d in bag.dags.values()},
 }))
@@ -37,8 +43,6 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    import json
-
     settings = load_settings({"ECOM_HOME": str(tmp_path_factory.mktemp("dagbag"))})
     migrate(settings)
     proc = subprocess.run(
@@ -100,6 +104,10 @@ def test_make_runs_main_job_runs_foundation_and_core_dags_end_to_end_and_a_rerun
     assert all(n > 0 for t, n in counts.items() if t != "mart_forecast_accuracy"), counts
     assert (settings.reports_dir / "index.html").is_file()
     assert (settings.reports_dir / "data_docs" / "index.html").is_file()
+    # The published-marts event carries the day: an Asset-triggered core run has no other date.
+    with sqlite3.connect(settings.home / "airflow" / "airflow.db") as db:
+        extras = db.execute("select extra from asset_event where source_dag_id = 'foundation'").fetchall()
+    assert [json.loads(extra) for (extra,) in extras] == [{"run_date": "2024-12-31"}]
     # Unit tests are CI's; the DAG's dbt steps (dbt_staging, the Cosmos test task) run data tests.
     [log] = (settings.home / "airflow" / "runs").glob("foundation_*.log")
     finished = [line for line in log.read_text().splitlines() if "Finished running" in line]
@@ -147,6 +155,21 @@ def test_airflow_components_find_the_venv_airflow_on_path(
     env = airflow_env(load_settings({"ECOM_HOME": str(tmp_path)}))
     found = shutil.which("airflow", path=env["PATH"])
     assert found is not None and Path(found).parent == Path(sys.executable).parent
+
+
+def test_the_foundation_waits_for_its_days_batch_without_holding_a_worker_slot(dagbag: dict) -> None:
+    """Each day's run starts once the day is over (a data-interval timetable, so its ds is the day)
+    and first waits for the batch, rescheduling itself between looks as land.* says."""
+    foundation = dagbag["dags"]["foundation"]
+    assert foundation["timetable"] == "CronDataIntervalTimetable"
+    tasks = foundation["tasks"]
+    wait = tasks["wait_for_batch"]
+    assert wait["upstream"] == [] and tasks["land"]["upstream"] == ["wait_for_batch"]
+    assert wait["mode"] == "reschedule"
+    land = load_settings().land  # as the DAG file was parsed: params.yaml and the environment
+    assert wait["poke_interval"] == land.wait_poke_seconds
+    # Airflow's timeout backs up the task's own, which fails naming the date and the source.
+    assert wait["timeout"] == land.wait_timeout_minutes * 60 + land.wait_poke_seconds
 
 
 def test_the_dbt_producer_runs_before_every_model_sensor_which_falls_back_when_it_is_skipped(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from pipelines.config import ConfigError, load_settings
-from pipelines.stages.common import default_args, resolve_run
+from pipelines.data.land import BatchMissingError
+from pipelines.stages.common import PUBLISHED_MARTS, RUN_DATE_EXTRA, default_args, resolve_run
+from pipelines.stages.foundation import wait_for_batch
 
 
 @pytest.fixture
@@ -17,10 +21,36 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _event(run_date: str | None, at: int, dag_run: str = "foundation/scheduled__x") -> Any:
+    """An asset event as a task's context holds it (AssetEventDagRunReferenceResult's fields)."""
+    dag_id, run_id = dag_run.split("/")
+    return SimpleNamespace(
+        asset=SimpleNamespace(name=PUBLISHED_MARTS.name, uri=PUBLISHED_MARTS.uri),
+        extra={RUN_DATE_EXTRA: run_date} if run_date else {},
+        source_dag_id=dag_id,
+        source_run_id=run_id,
+        timestamp=dt.datetime(2024, 3, 2, 12, at, tzinfo=dt.UTC),
+    )
+
+
+def _asset_triggered(*events: Any) -> dict[str, Any]:
+    """The context of an Asset-triggered run: no ds, no logical_date, the events that triggered it."""
+    return {"ti": object(), "dag_run": object(), "triggering_asset_events": {PUBLISHED_MARTS: list(events)}}
+
+
 @pytest.mark.parametrize(
     "run",
     [
+        # A manual, scheduled or backfilled run, and `airflow dags test`: the logical date.
         {"ds": "2024-03-01", "ti": object()},
+        {"logical_date": dt.datetime(2024, 3, 1, tzinfo=dt.UTC)},
+        # The logical date wins over any asset event (a run triggered by hand while events queued).
+        {"ds": "2024-03-01", "triggering_asset_events": {PUBLISHED_MARTS: [_event("2024-02-01", 1)]}},
+        # Asset-triggered: the date the publishing run put in the event's extra.
+        _asset_triggered(_event("2024-03-01", 1)),
+        # Several events: the latest; one without a date (made by hand in the UI) does not count.
+        _asset_triggered(_event("2024-02-28", 1), _event("2024-03-01", 3), _event("2024-02-29", 2)),
+        _asset_triggered(_event("2024-03-01", 1), _event(None, 5, "/")),
         "2024-03-01",
         dt.date(2024, 3, 1),
         dt.datetime(2024, 3, 1, 12, 30),
@@ -38,18 +68,62 @@ def test_the_settings_are_read_when_the_task_runs(home: Path, monkeypatch: pytes
     assert settings.quality.max_days_behind == 5
 
 
+def test_an_asset_triggered_run_reads_the_real_airflow_event_objects(home: Path) -> None:
+    from airflow.sdk.api.datamodels._generated import AssetReferenceAssetEventDagRun
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    def event(run_date: str, hour: int) -> AssetEventDagRunReferenceResult:
+        return AssetEventDagRunReferenceResult(
+            asset=AssetReferenceAssetEventDagRun(
+                name=PUBLISHED_MARTS.name, uri=PUBLISHED_MARTS.uri, extra={}
+            ),
+            extra={RUN_DATE_EXTRA: run_date},
+            source_task_id="publish",
+            source_dag_id="foundation",
+            source_run_id=f"backfill__{run_date}",
+            source_map_index=-1,
+            source_aliases=[],
+            timestamp=dt.datetime(2024, 3, 2, hour, tzinfo=dt.UTC),
+        )
+
+    events = TriggeringAssetEventsAccessor.build([event("2024-03-01", 9), event("2024-02-29", 8)])
+    _, day = resolve_run({"triggering_asset_events": events})
+    assert day == dt.date(2024, 3, 1)
+
+
 @pytest.mark.parametrize(
     ("run", "message"),
     [
-        ({}, "context has no ds"),
-        ({"ds": None}, "context has no ds"),
-        (None, "run date is required"),
-        ("01/03/2024", "'01/03/2024' is not a YYYY-MM-DD date"),
+        (
+            {},
+            "no run date: the run has no logical date (ds), and it has no triggering asset events. "
+            "Trigger it with a logical date, or through an asset event whose extra is "
+            "{'run_date': 'YYYY-MM-DD'} (the foundation DAG's publish task sets it)",
+        ),
+        (
+            {"ds": None, "triggering_asset_events": {}},
+            "no run date: the run has no logical date (ds), and it",
+        ),
+        (
+            _asset_triggered(_event(None, 1), _event(None, 2, "/")),
+            "no run date: the run has no logical date (ds), and none of its 2 triggering asset event(s) "
+            "(ecom_published_marts from foundation/scheduled__x; ecom_published_marts, created by hand) "
+            "carries extra['run_date']. Trigger it",
+        ),
+        (
+            _asset_triggered(_event("01/03/2024", 1)),
+            "extra['run_date'] of ecom_published_marts from foundation/scheduled__x '01/03/2024' is not "
+            "a YYYY-MM-DD date",
+        ),
+        (None, "a run date is required: none was given"),
+        ("01/03/2024", "run date '01/03/2024' is not a YYYY-MM-DD date"),
     ],
 )
 def test_a_missing_or_malformed_run_date_is_named(home: Path, run: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError) as info:
         resolve_run(run)  # type: ignore[arg-type]
+    assert str(info.value).startswith(message)
 
 
 def test_an_invalid_configuration_fails_the_task_naming_the_variable(
@@ -65,3 +139,49 @@ def test_task_retries_and_their_delay_come_from_the_settings(home: Path) -> None
     assert args == {"retries": 2, "retry_delay": dt.timedelta(minutes=2)}
     one_off = load_settings({"ECOM_HOME": str(home), "ECOM_AIRFLOW__TASK_RETRIES": "0"})
     assert default_args(one_off)["retries"] == 0
+
+
+# --- waiting for the day's batch ------------------------------------------------------------------
+
+DAY = dt.date(2024, 3, 1)
+
+
+def _waiting(home: Path, monkeypatch: pytest.MonkeyPatch, minutes: int = 60) -> Any:
+    monkeypatch.setenv("ECOM_LAND__SOURCE", "incoming/{date}")
+    monkeypatch.setenv("ECOM_LAND__WAIT_TIMEOUT_MINUTES", str(minutes))
+    settings, _ = resolve_run(DAY)
+    return settings
+
+
+def test_the_wait_ends_once_the_days_batch_is_there(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _waiting(home, monkeypatch)
+    assert not wait_for_batch(settings, DAY)
+    folder = home / "incoming" / "2024-03-01"
+    folder.mkdir(parents=True)
+    (folder / "daily_sales.parquet").write_bytes(b"")
+    assert wait_for_batch(settings, DAY)
+    # Even past the timeout: a batch that is there is landed, not timed out.
+    assert wait_for_batch(settings, DAY, dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+
+
+def test_a_batch_still_missing_at_the_timeout_fails_naming_the_date_and_source(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _waiting(home, monkeypatch, minutes=60)
+    now = dt.datetime.now(dt.UTC)
+    assert not wait_for_batch(settings, DAY, now - dt.timedelta(minutes=59))
+    with pytest.raises(BatchMissingError) as info:
+        wait_for_batch(settings, DAY, now - dt.timedelta(minutes=61))
+    assert str(info.value) == (
+        "no landed partition for 2024-03-01: its batch did not arrive at incoming/2024-03-01 within "
+        "60 min (land.wait_timeout_minutes). Deliver it there, then clear this task and its downstream "
+        "tasks to run the day"
+    )
+
+
+def test_with_no_time_to_wait_a_missing_batch_fails_at_the_first_look(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _waiting(home, monkeypatch, minutes=0)
+    with pytest.raises(BatchMissingError, match=r"no landed partition for 2024-03-01: .* within 0 min"):
+        wait_for_batch(settings, DAY)
