@@ -18,7 +18,9 @@ export GX_ANALYTICS_ENABLED := False
 
 .PHONY: setup run test test-fast lint bench lock clean airflow-ui dbt-docs mlflow-ui
 
-setup: $(STAMP)
+DOCS_ASSETS := assets/data-docs/node_modules/.package-lock.json
+
+setup: $(STAMP) $(DOCS_ASSETS)
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Python 3.11 is required" >&2; exit 1; }
@@ -26,6 +28,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,postgres]'
 	@touch $(STAMP)
+
+# The files Great Expectations Data Docs link from CDNs, served beside the site instead (offline
+# Data Docs): exact versions from the lock, no install scripts (assets/data-docs/.npmrc).
+$(DOCS_ASSETS): assets/data-docs/package.json assets/data-docs/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found; it installs the Data Docs' front-end files (assets/data-docs)" >&2; exit 1; }
+	cd assets/data-docs && npm ci --silent
+	@touch $(DOCS_ASSETS)
 
 run: setup
 	$(BIN)/ecom run --scale $(SCALE) --seed $(SEED)

@@ -3,9 +3,10 @@
 One ephemeral GX context per validation call: a pandas datasource with one whole-dataframe batch
 definition per suite, a ValidationDefinition and a Checkpoint per suite, results kept in a
 filesystem store, and the project's Data Docs site (``reports/data_docs``) rebuilt once at the end
-of the call for that call's results. GX does not validate DuckDB through SQL here (see
-/work/shared/STACK.md), so every check runs on a dataframe holding one data interval, or one slice
-of it.
+of the call for that call's results, the files GX links from CDNs served from the site itself
+(:mod:`pipelines.quality.data_docs`) so that it renders offline. GX does not validate DuckDB
+through SQL here (see /work/shared/STACK.md), so every check runs on a dataframe holding one data
+interval, or one slice of it.
 
 Every frame carries a ``_row`` column (1-based row number within the validated source) so that
 row-level results name their rows: the checkpoint asks for ``result_format`` COMPLETE with
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +44,8 @@ __all__ = [
     "new_run_id",
     "to_gx_frame",
 ]
+
+log = logging.getLogger(__name__)
 
 ROW = "_row"
 SITE_NAME = "ecom_quality"  # "local_site" is taken in an ephemeral context
@@ -362,8 +367,18 @@ class SuiteRunner:
         """
         from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
+        from pipelines.quality.data_docs import AssetsMissingError, localise_site
+
         ids = [*self._built, *(ExpectationSuiteIdentifier(name=n) for n in sorted(self._suites_used))]
+        started = time.time()
         self._context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=ids)
+        # Only the pages this build wrote (coarse file-system clocks: a second's slack); older
+        # pages were localised by the build that wrote them.
+        pages = [p for p in self.docs_dir.rglob("*.html") if p.stat().st_mtime >= started - 1]
+        try:
+            localise_site(self.docs_dir, pages)
+        except AssetsMissingError as exc:
+            log.warning("%s; the Data Docs load their scripts and styles from CDNs", exc)
         return self.index_path
 
     def _checkpoint(self, suite: SuiteSpec) -> Any:
