@@ -6,8 +6,9 @@
    once;
 2. evaluate, on the same folds or held-out set, every candidate kind, every baseline and the
    current champion's recipe (skipped when it equals a candidate's: the figure would be the same);
-3. log the comparison (one nested run per label and fold, the metrics side by side on the parent
-   run, tables and figures);
+3. log the training input as an MLflow dataset (name, source, digest, schema; not its rows) and the
+   comparison (one nested run per label and fold, the metrics side by side on the parent run,
+   tables and figures);
 4. fit the best candidate kind on the whole dataset, log it with its signature and register it as
    ``@challenger``, with its recipe as a version tag;
 5. promote it to ``@champion`` only when it beats every baseline and the champion re-evaluated on
@@ -20,6 +21,9 @@ stored figure, and the reason says so.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -29,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from pipelines.ml.family import Evaluation, ModelFamily, Progress, Recipe, format_table
 
 if TYPE_CHECKING:
+    from mlflow.data.meta_dataset import MetaDataset
+
     from pipelines.config import Settings
     from pipelines.ml.registry import PromotionDecision
 
@@ -48,6 +54,42 @@ def finite(values: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value)):
             out[key] = float(value)
     return out
+
+
+def training_input(
+    family: ModelFamily, settings: Settings, dataset: Any, described: Mapping[str, Any], data_version: str
+) -> MetaDataset:
+    """The training input as an MLflow dataset: what it is, not its rows.
+
+    Named after the table it came from (``described["source"]``), sourced from the warehouse, with
+    the schema of a polars frame and a digest of its description and the raw data's version, so
+    two runs on the same data show the same dataset.
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    identity = json.dumps({**described, "data.version": data_version}, sort_keys=True, default=str)
+    return MetaDataset(
+        resolve_dataset_source(str(settings.warehouse_path)),
+        name=str(described.get("source") or f"{family.name}-training"),
+        digest=hashlib.sha256(identity.encode()).hexdigest()[:12],
+        schema=_schema(dataset),
+    )
+
+
+def _schema(dataset: Any) -> Any:
+    import polars as pl
+
+    if not isinstance(dataset, pl.DataFrame):
+        return None
+    from mlflow.data.polars_dataset import infer_schema
+
+    # MLflow warns on the root logger for every date column it records as datetime.
+    logging.disable(logging.WARNING)
+    try:
+        return infer_schema(dataset)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 @dataclass
@@ -231,6 +273,10 @@ def train_family(
         tags={"model_kind": "comparison"},
     ) as parent:
         run_id = parent.info.run_id
+        mlflow.log_input(
+            training_input(family, settings, dataset, described, tags.get("data.version", "none")),
+            context="training",
+        )
         say(f"evaluating {', '.join(recipes)} on the same data")
         evaluation = family.evaluate(settings, dataset, recipes, say)
         _log_evaluation(family, settings, evaluation, tags)
@@ -312,4 +358,5 @@ __all__ = [
     "evaluation_recipes",
     "finite",
     "train_family",
+    "training_input",
 ]

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "EXPERIMENT_KIND_TAG",
+    "MODEL_TRAINING",
     "NoChampionError",
     "PromotionDecision",
     "artifact_location",
@@ -75,6 +77,10 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# The experiment tag the MLflow 3 UI reads for an experiment's kind, and its value for training
+# models (the other kinds are GenAI ones and sub-kinds such as forecasting).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 # Registry error codes that mean "no such model or alias" (SQLite store and REST server alike).
 _NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
@@ -128,7 +134,11 @@ def artifact_location(settings: Settings) -> str | None:
 
 
 def experiment(settings: Settings, family: str) -> str:
-    """Get or create the experiment ``<prefix>-<family>`` and return its id."""
+    """Get or create the experiment ``<prefix>-<family>`` and return its id.
+
+    The experiment is marked as model training (:data:`EXPERIMENT_KIND_TAG`), so the MLflow UI
+    shows its runs and models rather than its GenAI overview; a kind set by hand is left alone.
+    """
     if not family:
         raise ValueError("family must be a non-empty name, e.g. 'forecast'")
     client = tracking(settings)
@@ -136,9 +146,13 @@ def experiment(settings: Settings, family: str) -> str:
     location = artifact_location(settings)
     found = client.get_experiment_by_name(name)
     if found is None:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+        )
     if found.lifecycle_stage == "deleted":
         client.restore_experiment(found.experiment_id)
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     if location and found.artifact_location.rstrip("/") != location.rstrip("/"):
         log.warning(
             "experiment %s keeps artifacts in %s, not the configured %s (an experiment's artifact "
