@@ -16,6 +16,7 @@ import pytest
 
 from pipelines.config import load_settings
 from pipelines.orchestration import DAGS_DIR, airflow_env, migrate, run_dag
+from pipelines.stages.common import PUBLISHED_MARTS
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +107,10 @@ def test_make_runs_main_job_runs_foundation_and_core_dags_end_to_end_and_a_rerun
     assert (settings.reports_dir / "data_docs" / "index.html").is_file()
     # The published-marts event carries the day: an Asset-triggered core run has no other date.
     with sqlite3.connect(settings.home / "airflow" / "airflow.db") as db:
-        extras = db.execute("select extra from asset_event where source_dag_id = 'foundation'").fetchall()
+        extras = db.execute(
+            "select e.extra from asset_event e join asset a on a.id = e.asset_id where a.name = ?",
+            [PUBLISHED_MARTS.name],
+        ).fetchall()
     assert [json.loads(extra) for (extra,) in extras] == [{"run_date": "2024-12-31"}]
     # Unit tests are CI's; the DAG's dbt steps (dbt_staging, the Cosmos test task) run data tests.
     [log] = (settings.home / "airflow" / "runs").glob("foundation_*.log")
