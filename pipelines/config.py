@@ -187,6 +187,11 @@ class AirflowParams(_Section):
     # it is set already, so a one-off run fails fast instead of waiting to retry.
     task_retries: int = Field(2, ge=0)
     retry_delay_minutes: float = Field(2.0, ge=0)
+    # The pool every task of the DAGs runs in, and its slots: how many of them may run at once.
+    # The embedded DuckDB file takes one writer at a time (a second process fails on its lock), so
+    # 1; a server warehouse (Postgres) takes concurrent writers (docs/operations.md).
+    warehouse_pool: str = Field("ecom_warehouse", min_length=1, max_length=256)
+    warehouse_pool_slots: int = Field(1, ge=1)
 
 
 class Settings(_Section):

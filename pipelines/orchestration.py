@@ -23,6 +23,8 @@ from pipelines.transform import DBT_PROJECT_DIR, run_dbt
 DAGS_DIR = REPO_ROOT / "dags"
 # The override of airflow.task_retries that `ecom dag` / `ecom run` set to 0 for their one-off runs.
 ONE_OFF_RETRIES_ENV = "ECOM_AIRFLOW__TASK_RETRIES"
+# Under Airflow's home: the pool and slots last set (ensure_warehouse_pool).
+POOL_STAMP = ".warehouse_pool"
 
 
 class DagRunError(RuntimeError):
@@ -67,18 +69,43 @@ def _airflow(
 
 
 def migrate(settings: Settings) -> None:
-    """Create or upgrade Airflow's metadata DB under ECOM_HOME; skipped when this Airflow already did."""
+    """Create or upgrade Airflow's metadata DB under ECOM_HOME, then the warehouse pool.
+
+    Each step is skipped when it is already done (this Airflow migrated the DB; the pool has the
+    configured slots).
+    """
     from importlib.metadata import version
 
     home = settings.home / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     stamp = home / ".migrated"
-    if stamp.is_file() and stamp.read_text() == version("apache-airflow"):
+    if not (stamp.is_file() and stamp.read_text() == version("apache-airflow")):
+        # A new or upgraded metadata DB: set the pool again.
+        (home / POOL_STAMP).unlink(missing_ok=True)
+        proc = _airflow(settings, "db", "migrate")
+        if proc.returncode != 0:
+            raise DagRunError(f"airflow db migrate failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        stamp.write_text(version("apache-airflow"))
+    ensure_warehouse_pool(settings)
+
+
+def ensure_warehouse_pool(settings: Settings) -> None:
+    """Create the pool every DAG task runs in, or set its slots; skipped when they are already set.
+
+    ``airflow.warehouse_pool`` with ``airflow.warehouse_pool_slots`` slots (see
+    ``pipelines.stages.common.default_args``). The scheduler never runs a task whose pool does not
+    exist, so this runs wherever Airflow's home is prepared, before a scheduler starts.
+    """
+    pool, slots = settings.airflow.warehouse_pool, settings.airflow.warehouse_pool_slots
+    stamp = settings.home / "airflow" / POOL_STAMP
+    wanted = f"{pool}={slots}"
+    if stamp.is_file() and stamp.read_text() == wanted:
         return
-    proc = _airflow(settings, "db", "migrate")
+    description = "Tasks that open the warehouse (airflow.warehouse_pool_slots in params.yaml)"
+    proc = _airflow(settings, "pools", "set", pool, str(slots), description)
     if proc.returncode != 0:
-        raise DagRunError(f"airflow db migrate failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    stamp.write_text(version("apache-airflow"))
+        raise DagRunError(f"airflow pools set {pool} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    stamp.write_text(wanted)
 
 
 def _refresh_manifest(settings: Settings, logical_date: dt.date) -> None:

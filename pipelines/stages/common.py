@@ -19,10 +19,19 @@ PUBLISHED_MARTS = Asset(name="ecom_published_marts", uri="duckdb://warehouse/mar
 
 
 def default_args(settings: Settings) -> dict[str, Any]:
-    """Task defaults of every DAG: ``airflow.task_retries`` retries, ``airflow.retry_delay_minutes`` apart."""
+    """Task defaults of every DAG: ``airflow.task_retries`` retries, ``airflow.retry_delay_minutes`` apart.
+
+    Every task runs in the ``airflow.warehouse_pool`` pool, which
+    ``pipelines.orchestration.ensure_warehouse_pool`` creates with ``airflow.warehouse_pool_slots``
+    slots (1 for the embedded DuckDB file). Nearly every task opens the warehouse, and while one
+    process writes the DuckDB file, any other that opens it, even read-only, fails on its lock. A
+    task that waits (a sensor) should release its slot between checks: deferrable or
+    ``mode="reschedule"``.
+    """
     return {
         "retries": settings.airflow.task_retries,
         "retry_delay": timedelta(minutes=settings.airflow.retry_delay_minutes),
+        "pool": settings.airflow.warehouse_pool,
     }
 
 

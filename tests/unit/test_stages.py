@@ -134,11 +134,13 @@ def test_an_invalid_configuration_fails_the_task_naming_the_variable(
         resolve_run("2024-03-01")
 
 
-def test_task_retries_and_their_delay_come_from_the_settings(home: Path) -> None:
+def test_task_retries_their_delay_and_the_pool_come_from_the_settings(home: Path) -> None:
     args = default_args(load_settings({"ECOM_HOME": str(home)}))
-    assert args == {"retries": 2, "retry_delay": dt.timedelta(minutes=2)}
+    assert args == {"retries": 2, "retry_delay": dt.timedelta(minutes=2), "pool": "ecom_warehouse"}
     one_off = load_settings({"ECOM_HOME": str(home), "ECOM_AIRFLOW__TASK_RETRIES": "0"})
     assert default_args(one_off)["retries"] == 0
+    elsewhere = load_settings({"ECOM_HOME": str(home), "ECOM_AIRFLOW__WAREHOUSE_POOL": "shop_dw"})
+    assert default_args(elsewhere)["pool"] == "shop_dw"
 
 
 # --- waiting for the day's batch ------------------------------------------------------------------
