@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test test-fast lint bench lock clean airflow-ui dbt-docs mlflow-ui
+.PHONY: setup run test test-fast lint bench lock clean ui airflow-ui dbt-docs mlflow-ui
 
 DOCS_ASSETS := assets/data-docs/node_modules/.package-lock.json
 
@@ -49,14 +49,23 @@ lint: setup
 	$(BIN)/ruff check pipelines tests bench dags
 	$(BIN)/ruff format --check pipelines tests bench dags
 
+# The UIs on 127.0.0.1, each in its own process group: Ctrl-C stops them and all they started.
+# Ports: AIRFLOW_PORT, MLFLOW_PORT, DBT_DOCS_PORT (e.g. `make ui AIRFLOW_PORT=8090`).
+AIRFLOW_PORT ?= 8080
+MLFLOW_PORT ?= 5000
+DBT_DOCS_PORT ?= 8081
+
+ui: setup
+	$(BIN)/ecom ui all --airflow-port $(AIRFLOW_PORT) --mlflow-port $(MLFLOW_PORT) --dbt-docs-port $(DBT_DOCS_PORT)
+
 airflow-ui: setup
-	$(BIN)/ecom ui airflow
+	$(BIN)/ecom ui airflow --port $(AIRFLOW_PORT)
 
 dbt-docs: setup
-	$(BIN)/ecom ui dbt-docs
+	$(BIN)/ecom ui dbt-docs --port $(DBT_DOCS_PORT)
 
 mlflow-ui: setup
-	$(BIN)/ecom ui mlflow
+	$(BIN)/ecom ui mlflow --port $(MLFLOW_PORT)
 
 # Slow (the large tier runs for a while); results rewrite their sections of docs/benchmarks.md.
 bench: setup

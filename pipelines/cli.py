@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +14,7 @@ from pipelines.config import ConfigError, Settings, disable_telemetry, load_sett
 
 if TYPE_CHECKING:
     from pipelines.ml.family import ModelFamily
+    from pipelines.services import Service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # soft_wrap: paths are printed whole, so they can be copied from the terminal.
@@ -489,85 +489,145 @@ def dag_cmd(
         raise _fail(str(exc)) from exc
 
 
-ui_app = typer.Typer(no_args_is_help=True, help="Local UIs, bound to 127.0.0.1.")
+ui_app = typer.Typer(
+    no_args_is_help=True,
+    help="Local UIs on 127.0.0.1; Ctrl-C stops them, and everything they started.",
+)
 app.add_typer(ui_app, name="ui")
+
+GraceOption = Annotated[
+    float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL when stopping", min=0)
+]
+
+
+def _port_option(service: str, flag: str = "--port") -> Any:
+    return typer.Option(flag, help=f"Port of {service} on 127.0.0.1")
+
+
+def _ui_service(settings: Settings, name: str, port: int) -> Service:
+    """The service ``name`` on ``port``, after what it needs first (Airflow's DB, the dbt docs)."""
+    from pipelines.orchestration import standalone
+    from pipelines.services import dbt_docs, mlflow_ui
+    from pipelines.transform import DbtError, run_dbt
+
+    if name == "airflow":
+        return standalone(settings, port)
+    if name == "mlflow":
+        return mlflow_ui(settings, port)
+    _say("dbt docs generate")
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        run_dbt(settings, ["docs", "generate"], today)
+    except DbtError:
+        # Compiling runs the models' introspective queries, which need a built warehouse; without
+        # one the site still has every model, its docs and lineage, without compiled SQL.
+        _say("dbt docs generate failed (is the warehouse built?): again without compiling")
+        run_dbt(settings, ["docs", "generate", "--no-compile"], today)
+        run_dbt(settings, ["parse"], today)  # the manifest, which only compiling writes otherwise
+    return dbt_docs(settings, port)
+
+
+def _serve(settings: Settings, ports: dict[str, tuple[str, int]], grace: float) -> None:
+    """Run the named UIs until Ctrl-C or SIGTERM, then stop them all, children included.
+
+    Args:
+        ports: Service name (``airflow``, ``mlflow``, ``dbt-docs``) -> (its port option, port).
+    """
+    from pipelines.orchestration import DagRunError, admin_password
+    from pipelines.services import (
+        PortInUseError,
+        ServiceError,
+        Supervisor,
+        check_ports,
+        interrupt_on_signals,
+    )
+    from pipelines.transform import DbtError
+
+    try:
+        check_ports(dict(ports.values()))
+    except PortInUseError as exc:
+        raise _fail(str(exc), 2) from exc
+    log_dir = settings.home / "logs" / "ui"
+    with interrupt_on_signals():
+        try:
+            with Supervisor(log_dir, grace_s=grace, say=_say) as supervisor:
+                started, lines = [], []
+                for name, (_, port) in ports.items():
+                    try:
+                        service = _ui_service(settings, name, port)
+                    except DbtError as exc:
+                        if len(ports) == 1:
+                            raise
+                        # The other UIs are still worth having (a new home has no warehouse yet).
+                        log = supervisor.write_log(name, str(exc))
+                        lines.append(f"dbt docs   not served: dbt docs generate failed (see {log})")
+                        continue
+                    started.append(supervisor.start(service))
+                    _say(f"started {name} (log: {started[-1].log})")
+                for running in started:
+                    supervisor.wait_ready(running)
+                for running in started:
+                    service = running.service
+                    if service.name == "airflow":
+                        password = (
+                            admin_password(settings, timeout_s=60)
+                            or f"(not generated yet: see {running.log})"
+                        )
+                        lines.append(f"Airflow    {service.url}   user: admin   password: {password}")
+                    elif service.name == "mlflow":
+                        lines.append(f"MLflow     {service.url}   (store: {settings.tracking_uri})")
+                    else:
+                        lines.append(f"dbt docs   {service.url}")
+                docs = settings.reports_dir / "data_docs" / "index.html"
+                if len(started) > 1 and docs.is_file():
+                    lines.append(f"Data Docs  {docs.as_uri()}")
+                lines.append(f"logs in {log_dir}; Ctrl-C stops {'them all' if len(started) > 1 else 'it'}")
+                out.print("\n".join(lines), highlight=False)
+                ended = supervisor.wait()
+                raise ServiceError(
+                    f"{ended.name} stopped on its own (exit code {ended.process.returncode}); "
+                    f"the others are stopped too. Last lines of {ended.log}:\n{ended.log_tail()}"
+                )
+        except KeyboardInterrupt:
+            out.print("stopped")
+        except (ServiceError, DagRunError, DbtError) as exc:
+            raise _fail(str(exc)) from exc
+
+
+@ui_app.command("all")
+def ui_all(
+    airflow_port: Annotated[int, _port_option("Airflow", "--airflow-port")] = 8080,
+    mlflow_port: Annotated[int, _port_option("the MLflow UI", "--mlflow-port")] = 5000,
+    dbt_docs_port: Annotated[int, _port_option("the dbt docs", "--dbt-docs-port")] = 8081,
+    grace: GraceOption = 10.0,
+) -> None:
+    """Airflow (standalone), the MLflow UI and the dbt docs together; print the URLs and the login."""
+    ports = {
+        "airflow": ("--airflow-port", airflow_port),
+        "mlflow": ("--mlflow-port", mlflow_port),
+        "dbt-docs": ("--dbt-docs-port", dbt_docs_port),
+    }
+    _serve(_settings(), ports, grace)
 
 
 @ui_app.command("airflow")
-def ui_airflow() -> None:
-    """Start Airflow standalone with the project's DAGs and print the login (Ctrl-C stops it)."""
-    from pipelines.orchestration import admin_password, airflow_env, standalone
-
-    s = _settings()
-    proc = standalone(s)
-    password = admin_password(s)
-    port = airflow_env(s)["AIRFLOW__API__PORT"]
-    out.print(
-        f"Airflow UI: http://127.0.0.1:{port}  user: admin  password: {password or '(see airflow logs)'}"
-    )
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=60)
+def ui_airflow(
+    port: Annotated[int, _port_option("the Airflow UI")] = 8080, grace: GraceOption = 10.0
+) -> None:
+    """Airflow standalone (scheduler, DAG processor, triggerer, API server) and its login."""
+    _serve(_settings(), {"airflow": ("--port", port)}, grace)
 
 
 @ui_app.command("dbt-docs")
-def ui_dbt_docs(port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8081) -> None:
-    """Generate and serve the dbt docs site (Ctrl-C stops it)."""
-    import os
-    import subprocess
-
-    from pipelines.transform import DBT_PROJECT_DIR, DbtError, dbt_env, dbt_executable, run_dbt
-
-    s = _settings()
-    try:
-        run_dbt(s, ["docs", "generate"], dt.datetime.now(dt.UTC).date())
-    except DbtError as exc:
-        raise _fail(str(exc)) from exc
-    out.print(f"dbt docs: http://127.0.0.1:{port}")
-    args = [
-        str(dbt_executable(s)),
-        "docs",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-browser",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-    ]
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(args, cwd=DBT_PROJECT_DIR, env={**os.environ, **dbt_env(s)}, check=False)
+def ui_dbt_docs(port: Annotated[int, _port_option("the dbt docs")] = 8081, grace: GraceOption = 10.0) -> None:
+    """Generate and serve the dbt docs site."""
+    _serve(_settings(), {"dbt-docs": ("--port", port)}, grace)
 
 
 @ui_app.command("mlflow")
-def ui_mlflow(port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 5000) -> None:
-    """Open the MLflow UI over the project's tracking store (Ctrl-C stops it)."""
-    import os
-    import subprocess
-    import sys
-
-    s = _settings()
-    out.print(f"MLflow UI: http://127.0.0.1:{port}  (store: {s.tracking_uri})")
-    args = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "ui",
-        "--backend-store-uri",
-        s.tracking_uri,
-        "--default-artifact-root",
-        str(s.mlruns_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(args, env=env, check=False)
+def ui_mlflow(port: Annotated[int, _port_option("the MLflow UI")] = 5000, grace: GraceOption = 10.0) -> None:
+    """The MLflow UI over the project's tracking store."""
+    _serve(_settings(), {"mlflow": ("--port", port)}, grace)
 
 
 @app.command()

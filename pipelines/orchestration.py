@@ -16,9 +16,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.config import REPO_ROOT, TELEMETRY_OFF, Settings
 from pipelines.transform import DBT_PROJECT_DIR, run_dbt
+
+if TYPE_CHECKING:
+    from pipelines.services import Service
 
 DAGS_DIR = REPO_ROOT / "dags"
 # The override of airflow.task_retries that `ecom dag` / `ecom run` set to 0 for their one-off runs.
@@ -210,19 +214,56 @@ def _json_lines(text: str) -> list[dict]:
     return []
 
 
-def standalone(settings: Settings) -> subprocess.Popen[bytes]:
-    """Start `airflow standalone` on 127.0.0.1 with the project's DAGs."""
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+
+
+def standalone(settings: Settings, port: int = 8080) -> Service:
+    """`airflow standalone` (scheduler, DAG processor, triggerer, API server) on 127.0.0.1:``port``.
+
+    Returns the service for :class:`pipelines.services.Supervisor` to run. Airflow's home (its
+    metadata DB, logs and the generated admin password) is made readable by its owner only, and
+    Airflow runs under umask 077 so that what it writes there stays so.
+    """
+    from pipelines.services import Service
+
     migrate(settings)
-    exe = str(Path(sys.executable).parent / "airflow")
-    return subprocess.Popen([exe, "standalone"], env=airflow_env(settings))
+    home = settings.home / "airflow"
+    home.chmod(0o700)
+    passwords = home / PASSWORDS_FILE
+    if passwords.is_file():
+        passwords.chmod(0o600)
+    env = airflow_env(settings) | {
+        "AIRFLOW__API__PORT": str(port),
+        # Task processes report to the API server; by default at localhost:8080 whatever the port.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+    }
+    return Service(
+        name="airflow",
+        args=[str(Path(sys.executable).parent / "airflow"), "standalone"],
+        port=port,
+        env=env,
+        ready_path="/api/v2/monitor/health",
+        umask=0o077,
+        ready_timeout_s=240.0,
+    )
 
 
 def admin_password(settings: Settings, timeout_s: float = 60.0) -> str | None:
-    """The admin password `airflow standalone` generated, once it exists."""
-    path = settings.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+    """The admin password `airflow standalone` generated, once it exists (None after ``timeout_s``).
+
+    The file is made readable by its owner only (Airflow writes it world-readable otherwise).
+    """
+    path = settings.home / "airflow" / PASSWORDS_FILE
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         if path.is_file():
-            return json.loads(path.read_text()).get("admin")
-        time.sleep(1)
-    return None
+            path.chmod(0o600)
+            try:
+                password = json.loads(path.read_text() or "{}").get("admin")
+            except json.JSONDecodeError:  # being written
+                password = None
+            if password:
+                return password
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.5)
