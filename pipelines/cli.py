@@ -100,6 +100,8 @@ def _land(settings: Settings, source: str, batch_date: dt.date) -> None:
     try:
         result = land_batch(source, settings, batch_date, progress=lambda msg: err.print(f"  {msg}"))
     except LandingError as exc:
+        if not exc.problems:  # refused as a whole (wrong date, no facts): no file was quarantined
+            raise _fail(f"landing rejected, nothing was landed: {exc}") from exc
         err.print(f"[red]landing rejected[/red] ({len(exc.problems)} problem(s); nothing was landed):")
         for line in str(exc).splitlines():
             err.print(f"  {line}", markup=False, highlight=False)
