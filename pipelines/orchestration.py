@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 DAGS_DIR = REPO_ROOT / "dags"
 # The override of airflow.task_retries that `ecom dag` / `ecom run` set to 0 for their one-off runs.
 ONE_OFF_RETRIES_ENV = "ECOM_AIRFLOW__TASK_RETRIES"
+# ... and of land.wait_timeout_minutes: 0 looks for the batch once.
+ONE_OFF_WAIT_ENV = "ECOM_LAND__WAIT_TIMEOUT_MINUTES"
 # Under Airflow's home: the pool and slots last set (ensure_warehouse_pool).
 POOL_STAMP = ".warehouse_pool"
 
@@ -156,11 +158,16 @@ def run_dag(
 
 
 def one_off_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """Overrides for a one-off DAG run: no task retries unless ``environ`` already sets them.
+    """Overrides for a one-off DAG run, unless ``environ`` already sets them: no task retries, and
+    no wait for a batch that has not arrived.
 
-    A run by hand fails fast rather than sleeping through retry delays (``airflow.task_retries``).
+    A run by hand fails fast rather than sleeping through retry delays (``airflow.task_retries``)
+    or polling for hours for its batch (``land.wait_timeout_minutes``).
     """
-    return {ONE_OFF_RETRIES_ENV: environ.get(ONE_OFF_RETRIES_ENV, "0")}
+    return {
+        ONE_OFF_RETRIES_ENV: environ.get(ONE_OFF_RETRIES_ENV, "0"),
+        ONE_OFF_WAIT_ENV: environ.get(ONE_OFF_WAIT_ENV, "0"),
+    }
 
 
 def succeeded_tasks(log_text: str, dag_id: str) -> int | None:

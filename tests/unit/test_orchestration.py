@@ -53,8 +53,10 @@ def test_task_seconds_pairs_each_tasks_start_with_its_end() -> None:
     assert task_seconds("") == {}
 
 
-def test_a_one_off_run_has_no_retries_unless_the_environment_asks_for_them() -> None:
-    assert one_off_env({}) == {"ECOM_AIRFLOW__TASK_RETRIES": "0"}
-    assert one_off_env({"ECOM_AIRFLOW__TASK_RETRIES": "3"}) == {"ECOM_AIRFLOW__TASK_RETRIES": "3"}
-    # The override is the settings' own: the DAG files read it when `airflow dags test` parses them.
-    assert load_settings(one_off_env({})).airflow.task_retries == 0
+def test_a_one_off_run_has_no_retries_nor_batch_wait_unless_the_environment_asks_for_them() -> None:
+    assert one_off_env({}) == {"ECOM_AIRFLOW__TASK_RETRIES": "0", "ECOM_LAND__WAIT_TIMEOUT_MINUTES": "0"}
+    asked = {"ECOM_AIRFLOW__TASK_RETRIES": "3", "ECOM_LAND__WAIT_TIMEOUT_MINUTES": "5"}
+    assert one_off_env(asked) == asked
+    # The overrides are the settings' own: the DAG files read them when `airflow dags test` parses them.
+    settings = load_settings(one_off_env({}))
+    assert settings.airflow.task_retries == 0 and settings.land.wait_timeout_minutes == 0
