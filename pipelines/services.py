@@ -132,6 +132,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((HOST, port)) == 0
+
+
 def check_ports(ports: Mapping[str, int]) -> None:
     """Raise PortInUseError naming every taken port, who holds it, and the option that moves it.
 
@@ -142,12 +148,17 @@ def check_ports(ports: Mapping[str, int]) -> None:
     for option, port in ports.items():
         if not 0 < port < 65536:
             raise PortInUseError(f"{option} {port} is not a port number (1-65535)")
-        if not _port_free(port):
-            holder = port_holder(port)
-            by = f" by {holder}" if holder else ""
+        if _port_free(port):
+            continue
+        if not _listening(port):
             taken.append(
-                f"port {port} on {HOST} is already in use{by}: stop that server or pass {option} PORT"
+                f"port {port} on {HOST} is still held by the connections of a server that stopped "
+                f"moments ago (for up to a minute): wait, or pass {option} PORT"
             )
+            continue
+        holder = port_holder(port)
+        by = f" by {holder}" if holder else ""
+        taken.append(f"port {port} on {HOST} is already in use{by}: stop that server or pass {option} PORT")
     if taken:
         raise PortInUseError("; ".join(taken))
 

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,8 +70,12 @@ def training_input(
     from mlflow.data.meta_dataset import MetaDataset
 
     identity = json.dumps({**described, "data.version": data_version}, sort_keys=True, default=str)
+    with warnings.catch_warnings():
+        # A local path matches the "" and "file" schemes, both LocalArtifactDatasetSource.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        source = resolve_dataset_source(str(settings.warehouse_path))
     return MetaDataset(
-        resolve_dataset_source(str(settings.warehouse_path)),
+        source,
         name=str(described.get("source") or f"{family.name}-training"),
         digest=hashlib.sha256(identity.encode()).hexdigest()[:12],
         schema=_schema(dataset),

@@ -96,3 +96,21 @@ def test_ecom_ui_refuses_a_taken_port_before_starting_anything(settings: Setting
     assert f"port {listening} on 127.0.0.1 is already in use" in result.output
     assert "pass --mlflow-port PORT" in result.output
     assert not (settings.home / "airflow").exists()  # nothing was prepared or started
+
+
+def test_a_port_held_by_a_stopped_servers_connections_says_so() -> None:
+    # A server without SO_REUSEADDR (as `dbt docs serve`) closes first: its side of the connection
+    # keeps the port for a while after nothing listens on it.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = server.accept()
+    conn.close()
+    server.close()
+    try:
+        with pytest.raises(PortInUseError, match="still held by the connections of a server that stopped"):
+            check_ports({"--dbt-docs-port": port})
+    finally:
+        client.close()
