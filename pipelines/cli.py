@@ -506,8 +506,8 @@ def _port_option(service: str, flag: str = "--port") -> Any:
     return typer.Option(flag, help=f"Port of {service} on 127.0.0.1")
 
 
-def _ui_service(settings: Settings, name: str, port: int) -> Service:
-    """The service ``name`` on ``port``, after what it needs first (Airflow's DB, the dbt docs)."""
+def _ui_services(settings: Settings, name: str, port: int) -> list[Service]:
+    """The UI ``name`` on ``port`` (Airflow: with its other components), after what it needs first."""
     from pipelines.orchestration import standalone
     from pipelines.services import dbt_docs, mlflow_ui
     from pipelines.transform import DbtError, run_dbt
@@ -515,7 +515,7 @@ def _ui_service(settings: Settings, name: str, port: int) -> Service:
     if name == "airflow":
         return standalone(settings, port)
     if name == "mlflow":
-        return mlflow_ui(settings, port)
+        return [mlflow_ui(settings, port)]
     _say("dbt docs generate")
     today = dt.datetime.now(dt.UTC).date()
     try:
@@ -526,7 +526,7 @@ def _ui_service(settings: Settings, name: str, port: int) -> Service:
         _say("dbt docs generate failed (is the warehouse built?): again without compiling")
         run_dbt(settings, ["docs", "generate", "--no-compile"], today)
         run_dbt(settings, ["parse"], today)  # the manifest, which only compiling writes otherwise
-    return dbt_docs(settings, port)
+    return [dbt_docs(settings, port)]
 
 
 def _serve(settings: Settings, ports: dict[str, tuple[str, int]], grace: float) -> None:
@@ -556,7 +556,7 @@ def _serve(settings: Settings, ports: dict[str, tuple[str, int]], grace: float) 
                 started, lines = [], []
                 for name, (_, port) in ports.items():
                     try:
-                        service = _ui_service(settings, name, port)
+                        services = _ui_services(settings, name, port)
                     except DbtError as exc:
                         if len(ports) == 1:
                             raise
@@ -564,8 +564,9 @@ def _serve(settings: Settings, ports: dict[str, tuple[str, int]], grace: float) 
                         log = supervisor.write_log(name, str(exc))
                         lines.append(f"dbt docs   not served: dbt docs generate failed (see {log})")
                         continue
-                    started.append(supervisor.start(service))
-                    _say(f"started {name} (log: {started[-1].log})")
+                    for service in services:
+                        started.append(supervisor.start(service))
+                        _say(f"started {service.name} (log: {started[-1].log})")
                 for running in started:
                     supervisor.wait_ready(running)
                 for running in started:
@@ -578,12 +579,12 @@ def _serve(settings: Settings, ports: dict[str, tuple[str, int]], grace: float) 
                         lines.append(f"Airflow    {service.url}   user: admin   password: {password}")
                     elif service.name == "mlflow":
                         lines.append(f"MLflow     {service.url}   (store: {settings.tracking_uri})")
-                    else:
+                    elif service.name == "dbt-docs":
                         lines.append(f"dbt docs   {service.url}")
                 docs = settings.reports_dir / "data_docs" / "index.html"
-                if len(started) > 1 and docs.is_file():
+                if len(ports) > 1 and docs.is_file():
                     lines.append(f"Data Docs  {docs.as_uri()}")
-                lines.append(f"logs in {log_dir}; Ctrl-C stops {'them all' if len(started) > 1 else 'it'}")
+                lines.append(f"logs in {log_dir}; Ctrl-C stops {'them all' if len(ports) > 1 else 'it'}")
                 out.print("\n".join(lines), highlight=False)
                 ended = supervisor.wait()
                 raise ServiceError(
@@ -603,7 +604,7 @@ def ui_all(
     dbt_docs_port: Annotated[int, _port_option("the dbt docs", "--dbt-docs-port")] = 8081,
     grace: GraceOption = 10.0,
 ) -> None:
-    """Airflow (standalone), the MLflow UI and the dbt docs together; print the URLs and the login."""
+    """Airflow, the MLflow UI and the dbt docs together; print the URLs and Airflow's login."""
     ports = {
         "airflow": ("--airflow-port", airflow_port),
         "mlflow": ("--mlflow-port", mlflow_port),
@@ -616,7 +617,7 @@ def ui_all(
 def ui_airflow(
     port: Annotated[int, _port_option("the Airflow UI")] = 8080, grace: GraceOption = 10.0
 ) -> None:
-    """Airflow standalone (scheduler, DAG processor, triggerer, API server) and its login."""
+    """Airflow as `airflow standalone` runs it (API server, scheduler, DAG processor, triggerer)."""
     _serve(_settings(), {"airflow": ("--port", port)}, grace)
 
 

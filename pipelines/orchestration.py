@@ -224,12 +224,16 @@ def _json_lines(text: str) -> list[dict]:
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
 
-def standalone(settings: Settings, port: int = 8080) -> Service:
-    """`airflow standalone` (scheduler, DAG processor, triggerer, API server) on 127.0.0.1:``port``.
+def standalone(settings: Settings, port: int = 8080) -> list[Service]:
+    """Airflow as `airflow standalone` runs it, on 127.0.0.1:``port``: one service per component.
 
-    Returns the service for :class:`pipelines.services.Supervisor` to run. Airflow's home (its
-    metadata DB, logs and the generated admin password) is made readable by its owner only, and
-    Airflow runs under umask 077 so that what it writes there stays so.
+    The API server (the UI; service ``airflow``), the scheduler, the DAG processor and the
+    triggerer, for :class:`pipelines.services.Supervisor` to run. Started one by one rather than
+    through `airflow standalone`, the scheduler and the triggerer can skip their log servers, which
+    listen on every interface (their logs are files the API server reads on this machine), and a
+    component that stops is noticed. Airflow's home (its metadata DB, logs and the generated admin
+    password, which the API server writes on its first start) is made readable by its owner only,
+    and every component runs under umask 077 so that what it writes there stays so.
     """
     from pipelines.services import Service
 
@@ -244,15 +248,22 @@ def standalone(settings: Settings, port: int = 8080) -> Service:
         # Task processes report to the API server; by default at localhost:8080 whatever the port.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
     }
-    return Service(
+    exe = str(Path(sys.executable).parent / "airflow")
+    api = Service(
         name="airflow",
-        args=[str(Path(sys.executable).parent / "airflow"), "standalone"],
+        args=[exe, "api-server"],
         port=port,
         env=env,
         ready_path="/api/v2/monitor/health",
         umask=0o077,
         ready_timeout_s=240.0,
     )
+    components = {
+        "airflow-scheduler": ["scheduler", "--skip-serve-logs"],
+        "airflow-dag-processor": ["dag-processor"],
+        "airflow-triggerer": ["triggerer", "--skip-serve-logs"],
+    }
+    return [api, *(Service(name, [exe, *args], env=env, umask=0o077) for name, args in components.items())]
 
 
 def admin_password(settings: Settings, timeout_s: float = 60.0) -> str | None:

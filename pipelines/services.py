@@ -65,7 +65,7 @@ class Service:
     Attributes:
         name: Short name, also the log file's (``airflow`` -> ``airflow.log``).
         args: The command.
-        port: The port it listens on.
+        port: The port it listens on (None: a worker that serves nothing, e.g. a scheduler).
         env: Its whole environment (default: this process's).
         cwd: Its working directory.
         ready_path: A path that answers over HTTP once the server is up.
@@ -76,7 +76,7 @@ class Service:
 
     name: str
     args: Sequence[str]
-    port: int
+    port: int | None = None
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     ready_path: str = "/"
@@ -85,8 +85,8 @@ class Service:
     ready_timeout_s: float = 120.0
 
     @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}{self.url_path}"
+    def url(self) -> str | None:
+        return None if self.port is None else f"http://{HOST}:{self.port}{self.url_path}"
 
 
 @dataclass
@@ -244,7 +244,7 @@ class Supervisor:
         return running
 
     def wait_ready(self, running: RunningService) -> None:
-        """Wait until the service answers HTTP on its port.
+        """Wait until the service answers HTTP on its port (one without a port: until it runs).
 
         Raises:
             ServiceError: It exited first or did not answer within its ``ready_timeout_s``; the
@@ -253,7 +253,7 @@ class Supervisor:
         service = running.service
         url = f"http://{HOST}:{service.port}{service.ready_path}"
         deadline = running.started + service.ready_timeout_s
-        while not _answers(url):
+        while service.port is not None and not _answers(url):
             code = running.process.poll()
             if code is not None:
                 raise ServiceError(
@@ -266,6 +266,11 @@ class Supervisor:
                     f"last lines of {running.log}:\n{running.log_tail()}"
                 )
             time.sleep(0.5)
+        if running.process.poll() is not None:
+            raise ServiceError(
+                f"{service.name} exited with code {running.process.returncode}; "
+                f"last lines of {running.log}:\n{running.log_tail()}"
+            )
 
     def wait(self, poll_s: float = 0.5) -> RunningService:
         """Block until a service exits (they are meant to run until stopped) and return it."""

@@ -197,6 +197,13 @@ def test_every_ui_renders_its_content_and_ctrl_c_stops_them_all(
 
     tree = psutil.Process(proc.pid).children(recursive=True)
     assert len(tree) > 5
+    # Every server the UIs started listens on loopback only (Airflow's log servers are off).
+    pids = {p.pid for p in tree}
+    listeners = [
+        c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert {c.laddr.port for c in listeners} == set(ports.values())
+    assert {c.laddr.ip for c in listeners} == {"127.0.0.1"}
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode == 0, output.read_text()

@@ -15,13 +15,20 @@ def test_standalone_serves_on_the_given_port_and_tells_tasks_where(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(orchestration, "migrate", lambda s: (s.home / "airflow").mkdir(parents=True))
-    service = orchestration.standalone(settings, 18080)
-    assert service.args[-1] == "standalone" and service.port == 18080
-    assert service.env["AIRFLOW__API__HOST"] == "127.0.0.1"
-    assert service.env["AIRFLOW__API__PORT"] == "18080"
+    api, *others = orchestration.standalone(settings, 18080)
+    assert api.name == "airflow" and api.args[1:] == ["api-server"] and api.port == 18080
+    assert api.env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert api.env["AIRFLOW__API__PORT"] == "18080"
     # Task processes must reach this API server, not the default localhost:8080.
-    assert service.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
-    assert service.umask == 0o077
+    assert api.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    # No log server: it would listen on every interface.
+    assert {tuple(s.args[1:]) for s in others} == {
+        ("scheduler", "--skip-serve-logs"),
+        ("dag-processor",),
+        ("triggerer", "--skip-serve-logs"),
+    }
+    assert all(s.port is None and s.env == api.env for s in others)
+    assert {s.umask for s in (api, *others)} == {0o077}
     assert (settings.home / "airflow").stat().st_mode & 0o777 == 0o700
 
 
