@@ -662,6 +662,7 @@ def run(
         f"warehouse:  {s.warehouse_path}   (published marts in schema `marts`)",
         f"report:     {s.reports_dir / 'index.html'}",
         f"data docs:  {s.reports_dir / 'data_docs' / 'index.html'}",
+        "UIs:        make ui         (Airflow, MLflow and the dbt docs on 127.0.0.1; Ctrl-C stops them)",
         "dbt docs:   make dbt-docs   (serves on http://127.0.0.1:8081)",
         "airflow:    make airflow-ui (http://127.0.0.1:8080)",
     ]
