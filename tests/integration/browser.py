@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -64,6 +66,13 @@ class Browser:
         self._ws_url = ""
 
     def __enter__(self) -> Browser:
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> Browser:
         self.profile.mkdir(parents=True, exist_ok=True)
         port_file = self.profile / "DevToolsActivePort"
         port_file.unlink(missing_ok=True)  # a previous browser's
@@ -94,7 +103,9 @@ class Browser:
 
     def __exit__(self, *exc: object) -> None:
         if self._process is not None:
-            self._process.kill()
+            # Chromium's helpers (zygote, GPU, network) are in its session: all of them go.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=30)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
