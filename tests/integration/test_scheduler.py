@@ -28,7 +28,7 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.config import REPO_ROOT, Settings, load_settings
+from pipelines.config import REPO_ROOT, ConfigError, Settings, load_settings
 from pipelines.orchestration import DAGS_DIR, airflow_env, migrate
 from tests.integration.test_dags import TINY_TRAINING_BUDGET
 
@@ -85,6 +85,10 @@ def test_every_task_of_both_dags_runs_in_the_warehouse_pool_which_migrate_create
     bigger = load_settings({"ECOM_HOME": str(tmp_path), "ECOM_AIRFLOW__WAREHOUSE_POOL_SLOTS": "4"})
     migrate(bigger)
     assert _pool(bigger) == ("ecom_warehouse", 4)
+    with pytest.raises(
+        ConfigError, match=r"airflow\.warehouse_pool_slots \(from ECOM_AIRFLOW__WAREHOUSE_POOL_SLOTS='0'\)"
+    ):
+        load_settings({"ECOM_HOME": str(tmp_path), "ECOM_AIRFLOW__WAREHOUSE_POOL_SLOTS": "0"})
 
 
 def _pool(settings: Settings) -> tuple[str, int]:
