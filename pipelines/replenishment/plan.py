@@ -92,13 +92,16 @@ def lead_times(con: Any, as_of: dt.date | None = None, *, fallback_days: float =
     median_mean = out.select(pl.coalesce("mean_days", "mean_lead_time_days").median()).item()
     median_mean = fallback_days if median_mean is None else float(median_mean)
     mean = pl.coalesce("mean_days", "mean_lead_time_days", pl.lit(median_mean))
+    # DuckDB's parallel aggregates differ in the last bits from run to run: rounded, a rerun plans
+    # the same rows.
     return out.select(
         "sku_id",
-        mean.cast(pl.Float64).alias("lead_time_days"),
+        mean.cast(pl.Float64).round(9).alias("lead_time_days"),
         pl.when(pl.col("receipts") >= 2)
         .then(pl.col("sd_days").fill_null(0.0))
         .otherwise(mean * cv)
         .cast(pl.Float64)
+        .round(9)
         .alias("lead_time_sd_days"),
         "receipts",
         pl.when(pl.col("receipts") > 0)
