@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "ECOM_"
@@ -32,6 +32,8 @@ ENV_PREFIX = "ECOM_"
 LEGACY_ENV = {"ECOM_DUCKDB_MEMORY_LIMIT": "ECOM_WAREHOUSE__MEMORY_LIMIT"}
 
 Scale = Literal["tiny", "small", "medium", "large"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 Stage = Literal["foundation", "core", "innovation"]
 
 # Calls home that every tool in the stack makes unless told not to (see docs/operations.md).
@@ -68,6 +70,19 @@ class LandParams(_Section):
     # passed without one (0: look once and fail at once, as one-off runs want).
     wait_poke_seconds: int = Field(300, ge=1)
     wait_timeout_minutes: int = Field(360, ge=0)
+    # What the landed sales rows stand for: a day, or a week dated by its first day. Weekly data
+    # stays weekly through the gates, the mid-platform and the forecaster (forecast.grain: weekly).
+    grain: Literal["daily", "weekly"] = "daily"
+    # The first day of a week, for weekly sales rows and every weekly aggregate (scanner data often
+    # starts weeks on Thursday, many retailers on Sunday).
+    week_start: Weekday = "monday"
+    # The currency of every money column landed (prices, revenue, costs), shown in the report.
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+
+    @property
+    def week_start_index(self) -> int:
+        """The week's first day as Python's ``date.weekday()`` (0 = Monday)."""
+        return WEEKDAYS.index(self.week_start)
 
 
 class StorageParams(_Section):
@@ -98,6 +113,9 @@ class MlflowParams(_Section):
 
 class ForecastParams(_Section):
     grain: Literal["daily", "weekly"] = "daily"
+    # Not a setting of its own: land.week_start, copied here by Settings so weekly periods start
+    # on the same day everywhere (0 = Monday).
+    week_start: int = Field(0, ge=0, le=6)
     horizon: int = Field(28, ge=1)  # periods ahead
     lookback: int = Field(56, ge=7)  # periods of history the network sees
     hidden_sizes: tuple[int, int] = (64, 32)  # the source's two-layer LSTM
@@ -148,12 +166,13 @@ class ReplenishmentParams(_Section):
 class QualityParams(_Section):
     """Thresholds of the raw gates (suite parameters supplied at run time) and the sales channels."""
 
-    # The sales channels: the value set of every channel column, raw and marts.
-    channels: tuple[str, ...] = Field(("app", "web"), min_length=1)
+    # The sales channels: the value set of every channel column, raw and marts. None: whatever
+    # channels the data holds.
+    channels: tuple[str, ...] | None = Field(("app", "web"), min_length=1)
     # More than this share of a table's rows quarantined blocks the partition.
     max_quarantine_rate: float = Field(0.05, ge=0, le=1)
-    # A day with daily_sales rows for less than this share of the launched SKU x channel grid blocks
-    # the partition.
+    # A period (day or week) with sales rows for less than this share of the expected series blocks
+    # the partition: each launched SKU in the channels it sells in.
     min_grid_coverage: float = Field(0.95, ge=0, le=1)
     # A daily-grain table whose latest date is more days before the batch date is stale (warn).
     max_days_behind: int = Field(2, ge=0)
@@ -207,6 +226,30 @@ class Settings(_Section):
     warehouse: WarehouseParams = WarehouseParams()
     dbt: DbtParams = DbtParams()
     airflow: AirflowParams = AirflowParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_week_start(cls, values: Any) -> Any:
+        """``forecast.week_start`` follows ``land.week_start``; weekly landed sales need weekly forecasts."""
+        if not isinstance(values, dict):
+            return values
+
+        def plain(section: Any) -> dict[str, Any]:
+            return section.model_dump() if isinstance(section, BaseModel) else dict(section or {})
+
+        land, forecast = plain(values.get("land")), plain(values.get("forecast"))
+        week_start = land.get("week_start", "monday")
+        if week_start not in WEEKDAYS:
+            return values  # the land section's own validation names the bad value
+        index = WEEKDAYS.index(week_start)
+        if forecast.get("week_start", index) != index:
+            raise ValueError("forecast.week_start is not a setting of its own: set land.week_start")
+        if land.get("grain") == "weekly" and forecast.get("grain", "daily") != "weekly":
+            raise ValueError(
+                "land.grain is weekly but forecast.grain is daily: weekly sales cannot be forecast "
+                "by day; set forecast.grain: weekly"
+            )
+        return {**values, "forecast": {**forecast, "week_start": index}}
 
     @cached_property
     def data_dir(self) -> Path:
@@ -319,6 +362,9 @@ def _invalid(exc: ValidationError, origins: dict[tuple[str, str], str], path: Pa
     for error in exc.errors():
         loc = error["loc"]
         origin = origins.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+        if not loc:  # a rule across sections (Settings' own validator): its message names them
+            lines.append(f"  {str(error['msg']).removeprefix('Value error, ')}")
+            continue
         where = origin or (f"from {path}" if path else "default")
         lines.append(f"  {'.'.join(str(p) for p in loc)} ({where}): {error['msg']}")
     return ConfigError("invalid configuration:\n" + "\n".join(lines))
