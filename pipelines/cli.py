@@ -235,6 +235,37 @@ def validate_marts_cmd(
 
 
 @app.command()
+def doctor() -> None:
+    """Which capabilities the data in the warehouse switches on, and what would switch the rest on.
+
+    Exits 1 when the minimum (products and daily_sales) has not been landed.
+    """
+    from pipelines.capabilities import capability_status, render_status, table_rows
+    from pipelines.warehouse import connect_warehouse
+
+    s = _settings()
+    channels = ", ".join(s.quality.channels) if s.quality.channels else "from the data"
+    out.print(
+        f"data: {s.land.grain} sales, weeks start on {s.land.week_start}, channels {channels}, "
+        f"money in {s.land.currency}; forecasts {s.forecast.grain}",
+        highlight=False,
+    )
+    rows: dict[str, int] = {}
+    if s.warehouse_path.is_file():
+        con = connect_warehouse(s.warehouse_path, s.warehouse.memory_limit)
+        try:
+            rows = table_rows(con)
+        finally:
+            con.close()
+    else:
+        out.print(f"no warehouse at {s.warehouse_path} yet: land a batch and run `ecom validate raw`")
+    statuses = capability_status(rows)
+    out.print(render_status(statuses, rows), highlight=False, markup=False)
+    if not statuses["sales"].on:
+        raise _fail(f"the minimum is missing: {statuses['sales'].fix}")
+
+
+@app.command()
 def publish(
     model_outputs: Annotated[
         bool,
@@ -470,6 +501,9 @@ def plan_replenishment_cmd(date: RunDate = None) -> None:
         result = plan_replenishment(s, _run_date(s, date))
     except ReplenishmentError as exc:
         raise _fail(str(exc)) from exc
+    if result.skipped:
+        out.print(f"no replenishment plan: {result.skipped}", highlight=False)
+        return
     out.print(
         f"planned {result.orders:,} orders ({result.units_ordered:,} units) for {result.skus:,} SKUs "
         f"into {result.table}",

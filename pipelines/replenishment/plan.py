@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from pipelines.capabilities import capability_status, table_rows
 from pipelines.ml.store import replace_partition
 from pipelines.replenishment.policy import order_quantity, quantile_policy, sigma_from_quantiles
 from pipelines.warehouse import connect_warehouse
@@ -174,6 +175,7 @@ class ReplenishmentResult:
     units_ordered: int
     table: str = PLAN_TABLE
     seconds: float = 0.0
+    skipped: str | None = None  # why nothing was planned (a capability the data does not have)
 
 
 def plan_replenishment(settings: Settings, run_date: dt.date) -> ReplenishmentResult:
@@ -202,6 +204,12 @@ def plan_replenishment(settings: Settings, run_date: dt.date) -> ReplenishmentRe
         if forecast.is_empty():
             raise ReplenishmentError(
                 f"no forecast for {run_date} in {FORECAST_TABLE}: run the scoring step for that date first"
+            )
+        stock = capability_status(table_rows(con))["inventory"]
+        if not stock.on:
+            # Without stock on hand every SKU would look empty and be ordered up to its level.
+            return ReplenishmentResult(
+                run_date, 0, 0, 0, skipped=f"no inventory snapshots in the warehouse: {stock.fix}"
             )
         skus, mean, p50, upper = _daily(forecast, run_date + dt.timedelta(days=1))
         level = _upper_level(forecast)

@@ -47,7 +47,8 @@ def plan_replenishment(settings: Settings, run_date: dt.date) -> dict[str, Any]:
     from pipelines.replenishment import plan_replenishment as plan
 
     result = plan(settings, run_date)
-    return {"skus": result.skus, "orders": result.orders, "units_ordered": result.units_ordered}
+    summary = {"skus": result.skus, "orders": result.orders, "units_ordered": result.units_ordered}
+    return {**summary, "skipped": result.skipped} if result.skipped else summary
 
 
 def publish_outputs(settings: Settings, run_date: dt.date) -> list[str]:
