@@ -17,6 +17,8 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from pipelines.report.metrics import currency_prefix
+
 INK = "#1f2933"
 MUTED = "#8a94a6"
 GRID = "#e4e7eb"
@@ -94,7 +96,7 @@ def _date_axis(ax) -> None:  # type: ignore[no-untyped-def]
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
 
 
-def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None) -> str:
+def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None, currency: str = "CNY") -> str:
     """Daily GMV and orders with their trailing means, shopping events shaded.
 
     Args:
@@ -106,7 +108,7 @@ def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None) -> str:
         top, bottom = fig.subplots(2, 1, sharex=True)
         dates = daily["date"].to_list()
         for ax, column, title, fmt in (
-            (top, "gmv", "GMV (CNY)", _compact("¥")),
+            (top, "gmv", f"GMV ({currency})", _compact(currency_prefix(currency))),
             (bottom, "orders", "Orders", _compact()),
         ):
             ax.plot(dates, _values(daily, column), color=MUTED, linewidth=0.8, alpha=0.8, label="daily")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from pipelines.capabilities import CapabilityStatus, capability_status, table_rows
 from pipelines.report.sections import LoadedSection, load_sections
 from pipelines.warehouse import connect_warehouse
 
@@ -180,6 +182,10 @@ class ReportData:
     quality_latest_date: dt.date | None
     quarantine: pl.DataFrame | None
     model_sections: tuple[LoadedSection, ...] = ()  # model families' sections (pipelines/report/sections.py)
+    # What the landed data switches on (pipelines/capabilities.py); empty: not known.
+    capabilities: Mapping[str, CapabilityStatus] = field(default_factory=dict)
+    grain: str = "daily"  # land.grain: one KPI row per day or per week
+    currency: str = "CNY"  # land.currency
 
 
 def _no_marts(path: Path) -> ReportError:
@@ -208,9 +214,17 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, **params: object) -> pl.Da
 
 
 def load_report_data(
-    con: duckdb.DuckDBPyConnection, path: Path, run_date: dt.date | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    run_date: dt.date | None = None,
+    *,
+    grain: str = "daily",
+    currency: str = "CNY",
 ) -> ReportData:
     """Read everything the report needs for ``run_date`` (default: the latest day with KPIs).
+
+    With weekly data (``grain``) the report is for the week that holds ``run_date``: its KPI row is
+    dated by the week's first day.
 
     Raises:
         ReportError: the KPI mart is missing or empty, or has no row for ``run_date``.
@@ -228,6 +242,12 @@ def load_report_data(
     [(first, latest)] = con.sql("select min(date), max(date) from marts.rpt_kpi_daily").fetchall()
     if run_date is None:
         run_date = latest
+    elif grain == "weekly":
+        [(week,)] = con.sql(
+            "select max(date) from marts.rpt_kpi_daily where date <= $day and date > $day::date - 7",
+            params={"day": run_date},
+        ).fetchall()
+        run_date = week or run_date
     kpi_daily = _query(con, "kpi_daily", run_date=run_date)
     if kpi_daily.is_empty() or kpi_daily["date"][-1] != run_date:
         raise ReportError(f"no KPIs for {run_date} in marts.rpt_kpi_daily (it covers {first} to {latest})")
@@ -256,4 +276,7 @@ def load_report_data(
         quality_latest_date=None if latest_validation is None else latest_validation["run_date"][0],
         quarantine=optional("quarantine", REJECTED),
         model_sections=load_sections(con, catalog, run_date),
+        capabilities=capability_status(table_rows(con)),
+        grain=grain,
+        currency=currency,
     )

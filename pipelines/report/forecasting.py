@@ -311,7 +311,7 @@ TEMPLATE = """\
 {%- else %}
   {%- set t = f.plans.totals %}
   <p class="note">Plan of {{ f.plans.run }}: {{ t.orders | count }} orders for {{ t.skus | count }} SKUs
-    reviewed, {{ t.units | count }} units, {{ t.value | cny }} at cost.
+    reviewed, {{ t.units | count }} units, {{ t.value | money }} at cost.
     {%- if f.plans.largest.height %} The {{ f.plans.largest.height }} largest by value:{% endif %}</p>
   {%- if f.plans.largest.height %}
   <table>
@@ -320,7 +320,7 @@ TEMPLATE = """\
         <th class="num">Order-up-to</th><th class="num">Lead time (days)</th></tr>
     {%- for r in f.plans.largest.iter_rows(named=True) %}
     <tr><td>{{ r.sku_name or "SKU %s" % r.sku_id }}</td><td>{{ r.category_l1 or "–" }}</td>
-        <td class="num">{{ r.order_quantity | count }}</td><td class="num">{{ r.order_value | cny }}</td>
+        <td class="num">{{ r.order_quantity | count }}</td><td class="num">{{ r.order_value | money }}</td>
         <td class="num">{{ r.inventory_position | count }}</td>
         <td class="num">{{ r.reorder_point | count }}</td><td class="num">{{ r.order_up_to | count }}</td>
         <td class="num">{{ r.lead_time_days | count(1) }}</td></tr>

@@ -9,7 +9,7 @@ from typing import Literal
 
 import polars as pl
 
-Unit = Literal["cny", "count", "pct", "times"]
+Unit = Literal["money", "count", "pct", "times"]
 Direction = Literal["up", "down", "flat"]
 Tone = Literal["good", "bad", "neutral"]
 
@@ -32,17 +32,19 @@ class Kpi:
     label: str
     unit: Unit
     higher_is_better: bool
+    # The capability (pipelines/capabilities.py) whose tables fill it; None: sales alone.
+    needs: str | None = None
 
 
 KPIS = (
-    Kpi("gmv", "GMV", "cny", True),
-    Kpi("orders", "Orders", "count", True),
-    Kpi("aov", "AOV", "cny", True),
+    Kpi("gmv", "GMV", "money", True),
+    Kpi("orders", "Orders", "count", True, needs="orders"),
+    Kpi("aov", "AOV", "money", True, needs="orders"),
     Kpi("units", "Units", "count", True),
     Kpi("stockout_rate", "Stock-out rate", "pct", False),
     Kpi("fill_rate", "Fill rate", "pct", True),
-    Kpi("inventory_turnover", "Inventory turnover", "times", True),
-    Kpi("return_rate", "Return rate", "pct", False),
+    Kpi("inventory_turnover", "Inventory turnover", "times", True, needs="inventory"),
+    Kpi("return_rate", "Return rate", "pct", False, needs="returns"),
 )
 
 
@@ -70,14 +72,22 @@ def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def format_value(x: float | None, unit: Unit, decimals: int | None = None) -> str:
+CURRENCY_SYMBOLS = {"CNY": "¥", "JPY": "¥", "USD": "$", "EUR": "€", "GBP": "£"}
+
+
+def currency_prefix(currency: str) -> str:
+    """``¥`` for CNY, ``$`` for USD ...; other codes as ``CHF `` (``land.currency``)."""
+    return CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+
+
+def format_value(x: float | None, unit: Unit, decimals: int | None = None, currency: str = "CNY") -> str:
     """A number as people read it: ``¥1,234,567``, ``12,345``, ``3.4%``, ``4.2×``."""
     if _missing(x):
         return "–"
     assert x is not None
-    if unit == "cny":
+    if unit == "money":
         sign = "-" if x < 0 else ""
-        return f"{sign}¥{abs(x):,.{0 if decimals is None else decimals}f}"
+        return f"{sign}{currency_prefix(currency)}{abs(x):,.{0 if decimals is None else decimals}f}"
     if unit == "count":
         return f"{x:,.{0 if decimals is None else decimals}f}"
     if unit == "pct":
@@ -107,19 +117,26 @@ def compute_delta(value: float | None, baseline: float | None, kpi: Kpi) -> Delt
     return Delta(baseline, change, direction, tone, text)
 
 
-def same_day_last_year(day: dt.date) -> dt.date:
-    """The same calendar day a year earlier (29 February maps to the 28th)."""
+def same_day_last_year(day: dt.date, grain: str = "daily") -> dt.date:
+    """The same calendar day a year earlier (29 February maps to the 28th); weekly: 52 weeks earlier."""
+    if grain == "weekly":
+        return day - dt.timedelta(weeks=52)
     try:
         return day.replace(year=day.year - 1)
     except ValueError:
         return day.replace(year=day.year - 1, day=28)
 
 
-def build_kpi_tiles(kpi_daily: pl.DataFrame, run_date: dt.date) -> list[KpiTile]:
-    """Headline tiles for ``run_date`` from the daily KPI frame (one row per ``date``)."""
+def build_kpi_tiles(
+    kpi_daily: pl.DataFrame, run_date: dt.date, *, grain: str = "daily", currency: str = "CNY"
+) -> list[KpiTile]:
+    """Headline tiles for ``run_date`` from the KPI frame (one row per ``date``: a day, or a week).
+
+    Against the average of the 7 days before (weekly: the week before) and a year earlier.
+    """
     today = kpi_daily.filter(pl.col("date") == run_date)
     week = kpi_daily.filter(pl.col("date").is_between(run_date - dt.timedelta(days=7), run_date, "left"))
-    year = kpi_daily.filter(pl.col("date") == same_day_last_year(run_date))
+    year = kpi_daily.filter(pl.col("date") == same_day_last_year(run_date, grain))
     tiles = []
     for kpi in KPIS:
         value = today[kpi.column][0] if today.height else None
@@ -130,7 +147,7 @@ def build_kpi_tiles(kpi_daily: pl.DataFrame, run_date: dt.date) -> list[KpiTile]
             KpiTile(
                 kpi=kpi,
                 value=value,
-                text=format_value(value, kpi.unit, decimals),
+                text=format_value(value, kpi.unit, decimals, currency),
                 vs_week=compute_delta(value, week_mean, kpi),  # type: ignore[arg-type]
                 vs_year=compute_delta(value, last_year, kpi),
             )

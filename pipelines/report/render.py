@@ -84,14 +84,23 @@ TEMPLATE = """\
 
 <section id="kpis">
   <h2>Headline KPIs</h2>
-  <p class="note">{{ run_date }} against the average of the 7 days before it and the same day last year.</p>
+  <p class="note">
+  {%- if weekly %}The week of {{ run_date }} against the week before it and the same week last year.
+  {%- else %}{{ run_date }} against the average of the 7 days before it and the same day last year.{% endif %}
+  Money in {{ currency }}.</p>
   <div class="tiles">
   {%- for t in tiles %}
     <div class="tile">
       <div class="label">{{ t.kpi.label }}</div>
+      {%- set needs = capabilities.get(t.kpi.needs) if t.kpi.needs else none %}
+      {%- if needs is not none and not needs.on %}
+      <div class="value">off</div>
+      <div class="delta">{{ needs.fix }}</div>
+      {%- else %}
       <div class="value">{{ t.text }}</div>
-      {{- delta(t.vs_week, "vs 7-day avg") }}
+      {{- delta(t.vs_week, "vs week before" if weekly else "vs 7-day avg") }}
       {{- delta(t.vs_year, "vs last year") }}
+      {%- endif %}
     </div>
   {%- endfor %}
   </div>
@@ -118,7 +127,7 @@ TEMPLATE = """\
     <tr><th>Department</th><th class="num">GMV, {{ mix_days }} days</th><th class="num">Share</th>
         <th class="num">vs prior {{ mix_days }} days</th></tr>
     {%- for r in mix.iter_rows(named=True) %}
-    <tr><td>{{ r.category_l1 }}</td><td class="num">{{ r.gmv | cny }}</td>
+    <tr><td>{{ r.category_l1 }}</td><td class="num">{{ r.gmv | money }}</td>
         <td class="num">{{ r.share | pct }}</td>
         <td class="num {{ r.share_change | sign }}">{{ r.share_change | pp }}</td></tr>
     {%- endfor %}
@@ -149,8 +158,8 @@ TEMPLATE = """\
           <th class="num">Units</th><th class="num">&Delta; units</th></tr>
       {%- for r in rows.iter_rows(named=True) %}
       <tr><td>{{ r.sku_name or "SKU %s" % r.sku_id }}</td><td>{{ r.category_l1 or "–" }}</td>
-          <td class="num">{{ r.gmv_now | cny }}</td>
-          <td class="num {{ r.gmv_change | sign }}">{{ r.gmv_change | cny_signed }}</td>
+          <td class="num">{{ r.gmv_now | money }}</td>
+          <td class="num {{ r.gmv_change | sign }}">{{ r.gmv_change | money_signed }}</td>
           <td class="num">{{ r.units_now | count }}</td>
           <td class="num {{ r.units_change | sign }}">{{ r.units_change | count_signed }}</td></tr>
       {%- endfor %}
@@ -172,6 +181,26 @@ TEMPLATE = """\
   {%- endif %}
 </section>
 {%- endfor %}
+
+<section id="coverage">
+  <h2>Data coverage</h2>
+  {%- if not capabilities %}
+  <p class="na">Not known: the warehouse has no raw schema.</p>
+  {%- elif not off %}
+  <p class="note">Every contract table holds rows: every capability is on.</p>
+  {%- else %}
+  <p class="note">Capabilities the landed data does not switch on (<code>ecom doctor</code> lists them all);
+    what they would fill shows as off or unknown, never as zero.</p>
+  <table>
+    <tr><th>Capability</th><th>Would fill</th><th>To switch it on</th></tr>
+    {%- for c in off %}
+    <tr><td>{{ c.capability.title }}</td>
+        <td>{{ (c.capability.report + c.capability.features) | join(", ") or "mid-platform models" }}</td>
+        <td>{{ c.fix }}</td></tr>
+    {%- endfor %}
+  </table>
+  {%- endif %}
+</section>
 
 <section id="quality">
   <h2>Data quality</h2>
@@ -241,11 +270,11 @@ def _sign(x: float | None) -> str:
     return "" if not x else ("up" if x > 0 else "down")
 
 
-def _environment() -> jinja2.Environment:
+def _environment(currency: str = "CNY") -> jinja2.Environment:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters.update(
-        cny=lambda x: metrics.format_value(x, "cny"),
-        cny_signed=lambda x: ("+" if x > 0 else "") + metrics.format_value(x, "cny"),
+        money=lambda x: metrics.format_value(x, "money", currency=currency),
+        money_signed=lambda x: ("+" if x > 0 else "") + metrics.format_value(x, "money", currency=currency),
         count=lambda x, decimals=None: metrics.format_value(x, "count", decimals),
         count_signed=lambda x: f"{x:+,.0f}",
         pct=lambda x: metrics.format_value(x, "pct"),
@@ -269,7 +298,7 @@ def render_report(data: ReportData, warehouse: Path, data_docs: Path | None) -> 
         weekly = metrics.weekly_category_share(data.category_daily, run_date)
         mix_svg = Markup(charts.category_mix_chart(mix, weekly))
     movers = None if data.sku_changes is None else metrics.top_movers(data.sku_changes)
-    env = _environment()
+    env = _environment(data.currency)
     sections = [
         {
             "id": loaded.section.id,
@@ -294,8 +323,12 @@ def render_report(data: ReportData, warehouse: Path, data_docs: Path | None) -> 
         mix_days=MIX_DAYS,
         mover_days=MOVER_DAYS,
         mover_from=run_date - dt.timedelta(days=MOVER_DAYS - 1),
-        tiles=metrics.build_kpi_tiles(data.kpi_daily, run_date),
-        trend_svg=Markup(charts.trend_chart(trend, events)),
+        tiles=metrics.build_kpi_tiles(data.kpi_daily, run_date, grain=data.grain, currency=data.currency),
+        trend_svg=Markup(charts.trend_chart(trend, events, data.currency)),
+        capabilities=data.capabilities,
+        off=[c for c in data.capabilities.values() if not c.on],
+        weekly=data.grain == "weekly",
+        currency=data.currency,
         events=events,
         event_labels=[] if events is None else events["label"].unique(maintain_order=True).to_list(),
         mix=mix,
@@ -341,7 +374,9 @@ def build_report(settings: Settings, run_date: dt.date | None = None) -> Path:
     path = settings.warehouse_path
     con = connect(path)
     try:
-        data = load_report_data(con, path, run_date)
+        data = load_report_data(
+            con, path, run_date, grain=settings.land.grain, currency=settings.land.currency
+        )
     finally:
         con.close()
     docs = settings.reports_dir / DATA_DOCS

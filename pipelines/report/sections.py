@@ -33,7 +33,7 @@ class ModelSection:
         load: Reads what the section shows for a run date; returns None when its marts are not
             published (the catalog says which relations and columns are).
         render: The section's HTML body from what ``load`` returned, with the report's Jinja
-            environment (its filters: ``cny``, ``count``, ``pct``, ...).
+            environment (its filters: ``money``, ``count``, ``pct``, ...).
         absent: The note shown instead when ``load`` returned None.
     """
 

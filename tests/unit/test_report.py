@@ -40,13 +40,13 @@ def _kpi_daily(n: int = 30) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("value", "unit", "decimals", "text"),
     [
-        (1234567.4, "cny", None, "¥1,234,567"),
-        (184.0, "cny", 2, "¥184.00"),
-        (-1500.0, "cny", None, "-¥1,500"),
+        (1234567.4, "money", None, "¥1,234,567"),
+        (184.0, "money", 2, "¥184.00"),
+        (-1500.0, "money", None, "-¥1,500"),
         (12345, "count", None, "12,345"),
         (0.0345, "pct", None, "3.5%"),
         (4.25, "times", None, "4.2×"),
-        (None, "cny", None, "–"),
+        (None, "money", None, "–"),
         (float("nan"), "pct", None, "–"),
     ],
 )
