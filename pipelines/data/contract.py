@@ -7,6 +7,7 @@ a test keeps the two in step.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import polars as pl
@@ -33,6 +34,9 @@ class Table:
     # The business date a row belongs to: what incremental loads, timeliness and future-date
     # checks go by. None for master data without one.
     date_column: str | None = None
+    # Rows dated after the batch date are plans (planned shelf prices, planned promotions), known
+    # before the days they apply to; every other table's rows are facts and may not be in the future.
+    plannable: bool = False
 
     @property
     def schema(self) -> dict[str, pl.DataType]:
@@ -41,6 +45,11 @@ class Table:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def id_columns(self) -> list[str]:
+        """Integer identifier columns: they accept string codes, landed as surrogate ids."""
+        return [c.name for c in self.columns if c.unit == "id" and c.dtype.is_integer()]
 
 
 def _c(name: str, dtype: pl.DataType, unit: str, description: str, nullable: bool = False) -> Column:
@@ -62,8 +71,8 @@ TABLES: dict[str, Table] = {
                 _c("category_l1", STR, "label", "Department (top of the category tree)"),
                 _c("category_l2", STR, "label", "Leaf category, unique across departments"),
                 _c("brand", STR, "label", "Brand"),
-                _c("unit_cost", F64, "CNY", "Landed purchase cost per unit"),
-                _c("list_price", F64, "CNY", "Recommended retail price at launch"),
+                _c("unit_cost", F64, "currency", "Landed purchase cost per unit"),
+                _c("list_price", F64, "currency", "Recommended retail price at launch"),
                 _c("launch_date", DATE, "date", "First day the SKU can be sold"),
                 _c("warehouse_id", I32, "id", "Warehouse that stocks the SKU"),
             ),
@@ -76,10 +85,15 @@ TABLES: dict[str, Table] = {
             (
                 _c("date", DATE, "date", "Sales day"),
                 _c("sku_id", I64, "id", "SKU"),
-                _c("channel", STR, "label", "Sales channel: app or web"),
+                _c("channel", STR, "label", "Sales channel (the simulator's: app, web)"),
                 _c("units", I32, "units", "Units sold (censored by stock: sales = min(demand, stock))"),
-                _c("revenue", F64, "CNY", "units x price_paid, rounded to the fen"),
-                _c("price_paid", F64, "CNY", "Price a customer paid that day: shelf price less promotion"),
+                _c("revenue", F64, "currency", "units x price_paid, rounded to 2 decimals"),
+                _c(
+                    "price_paid",
+                    F64,
+                    "currency",
+                    "Price a customer paid: shelf price less promotion",
+                ),
                 _c("stockout", BOOL, "flag", "True when the SKU ran out of stock that day"),
             ),
             "Daily sales per SKU and channel; the sum of order_lines for the same key.",
@@ -94,9 +108,9 @@ TABLES: dict[str, Table] = {
                 _c("sku_id", I64, "id", "SKU"),
                 _c("order_date", DATE, "date", "Day the order was placed"),
                 _c("customer_id", I64, "id", "Customer"),
-                _c("channel", STR, "label", "Sales channel: app or web"),
+                _c("channel", STR, "label", "Sales channel (the simulator's: app, web)"),
                 _c("quantity", I32, "units", "Units ordered"),
-                _c("unit_price", F64, "CNY", "Price paid per unit"),
+                _c("unit_price", F64, "currency", "Price paid per unit"),
             ),
             "Order lines; they reconcile exactly with daily_sales.",
             date_column="order_date",
@@ -108,10 +122,11 @@ TABLES: dict[str, Table] = {
             (
                 _c("sku_id", I64, "id", "SKU"),
                 _c("effective_date", DATE, "date", "First day this shelf price applies"),
-                _c("price", F64, "CNY", "Shelf price before promotions, valid until the next change"),
+                _c("price", F64, "currency", "Shelf price before promotions, valid until the next change"),
             ),
-            "Our shelf-price history.",
+            "Our shelf-price history, and planned prices: a row dated after the batch date is a plan.",
             date_column="effective_date",
+            plannable=True,
         ),
         Table(
             "promotions",
@@ -125,8 +140,10 @@ TABLES: dict[str, Table] = {
                 _c("promo_type", STR, "label", "discount, flash_sale or festival"),
                 _c("discount_pct", F64, "percent", "Discount off the shelf price, 0-100"),
             ),
-            "Promotions; one SKU has at most one promotion on a day.",
+            "Promotions, past and planned (starting after the batch date); one SKU has at most one "
+            "promotion on a day.",
             date_column="start_date",
+            plannable=True,
         ),
         Table(
             "competitor_prices",
@@ -136,7 +153,7 @@ TABLES: dict[str, Table] = {
                 _c("sku_id", I64, "id", "SKU"),
                 _c("competitor", STR, "label", "Competitor store"),
                 _c("effective_date", DATE, "date", "Day the monitored price was first seen"),
-                _c("price", F64, "CNY", "Competitor's price, valid until the next observation"),
+                _c("price", F64, "currency", "Competitor's price, valid until the next observation"),
             ),
             "Competitor price monitoring; several competitors per SKU.",
             date_column="effective_date",
@@ -168,7 +185,7 @@ TABLES: dict[str, Table] = {
                 _c("expected_date", DATE, "date", "Promised delivery day"),
                 _c("received_date", DATE, "date", "Actual delivery day; null while open", nullable=True),
                 _c("quantity", I32, "units", "Units ordered"),
-                _c("unit_cost", F64, "CNY", "Cost per unit"),
+                _c("unit_cost", F64, "currency", "Cost per unit"),
             ),
             "Replenishment orders with their lead times.",
             date_column="order_date",
@@ -215,7 +232,7 @@ TABLES: dict[str, Table] = {
                 _c("city_tier", I32, "tier", "City tier, 1 (largest) to 4"),
                 _c("age_band", STR, "label", "Age band"),
                 _c("signup_date", DATE, "date", "Account creation day"),
-                _c("preferred_channel", STR, "label", "app or web"),
+                _c("preferred_channel", STR, "label", "Sales channel the customer uses most"),
             ),
             "Customer master.",
         ),
@@ -228,7 +245,7 @@ TABLES: dict[str, Table] = {
                 _c("event_date", DATE, "date", "Day of the event"),
                 _c("customer_id", I64, "id", "Customer"),
                 _c("sku_id", I64, "id", "SKU"),
-                _c("channel", STR, "label", "app or web"),
+                _c("channel", STR, "label", "Sales channel"),
                 _c("event_type", STR, "label", "view or add_to_cart"),
             ),
             "Clickstream, sampled at 1 in 10 sessions as is usual for stored clickstreams.",
@@ -261,7 +278,7 @@ TABLES: dict[str, Table] = {
                 _c("customer_id", I64, "id", "Customer"),
                 _c("return_date", DATE, "date", "Day the return was received"),
                 _c("quantity", I32, "units", "Units returned"),
-                _c("refund_amount", F64, "CNY", "Money refunded"),
+                _c("refund_amount", F64, "currency", "Money refunded"),
                 _c("reason", STR, "label", "size_fit, damaged, not_as_described or changed_mind"),
             ),
             "Returns of order lines.",
@@ -284,6 +301,33 @@ TABLES: dict[str, Table] = {
 
 FILE_SUFFIXES = (".parquet", ".csv")
 
+# Tables whose rows stand for one period of ``land.grain`` (a day, or a week dated by its first day).
+PERIOD_TABLES = ("daily_sales",)
+
+# Surrogate ids of string codes have bit 62 set (Int64) or bit 30 (Int32): every one is at least
+# 2**62 (2**30), far above the integer ids a source numbers from 1.
+_SURROGATE_BITS = {64: 62, 32: 30}
+
+
+def surrogate_id(code: str, bits: int = 64) -> int:
+    """The stable integer id landing gives a string code (``'OJ-TROP-64'``) in an id column.
+
+    A pure function of the code: the same code gets the same id in every table and batch, with no
+    state to keep. ``raw.id_codes`` maps the ids back to their codes.
+
+    Args:
+        code: The code as landed (surrounding whitespace already stripped).
+        bits: 64 for Int64 id columns (``sku_id``, ``customer_id``...), 32 for Int32 ones
+            (``warehouse_id``, ``supplier_id``): the id fits the column.
+
+    Returns:
+        ``(first 8 bytes of blake2b(code) & (2**62 - 1)) | 2**62`` for 64 bits; for 32 bits the
+        same with 30 in place of 62.
+    """
+    top = _SURROGATE_BITS[bits]
+    digest = int.from_bytes(hashlib.blake2b(code.encode(), digest_size=8).digest(), "big")
+    return (digest & (2**top - 1)) | 2**top
+
 
 def table_for_file(filename: str) -> Table | None:
     """The contract table a file name stands for (``daily_sales.csv`` -> daily_sales), if any."""
@@ -304,8 +348,27 @@ def render_markdown() -> str:
         "A batch is a folder (or S3 prefix) of files named `<table>.parquet` or `<table>.csv`, any subset of",
         "the tables below. Every file must have exactly these columns, values castable to these types",
         "(CSV dates as `YYYY-MM-DD`, booleans as `true`/`false`), at least one row, and no duplicate keys.",
-        "Prices and money are in CNY. Columns not marked nullable may still hold nulls on landing;",
-        "the quality gates downstream decide what a null means.",
+        "Columns not marked nullable may still hold nulls on landing; the quality gates downstream",
+        "decide what a null means.",
+        "",
+        "A table may start arriving in any batch; until then `raw.<table>` exists empty, with the",
+        "columns below and the audit columns (`_batch_date`, `_batch_id`, `_loaded_at`).",
+        "",
+        "- **Money** (unit `currency`) is in the currency `land.currency` names (CNY by default).",
+        "- **Identifiers** (unit `id`) may be integers or string codes (`OJ-TROP-64`, `C000123`). A",
+        "  canonical decimal integer (`123`, not `0123`) keeps its value; any other code becomes the",
+        "  surrogate id `surrogate_id(code)` of `pipelines/data/contract.py` (a hash of the code, at least",
+        "  2^62; 2^30 in the Int32 columns), the same in every table and batch, and `raw.id_codes`",
+        "  `(id_column, id, code, ...)` keeps the code of every surrogate. Two codes with one id in a",
+        "  batch are refused (rule `id_collision`).",
+        "- **Channels** are labels: any non-empty label when `quality.channels` is null, else one of",
+        "  that list.",
+        "- **Grain.** With `land.grain: weekly`, a `daily_sales` row stands for a week and is dated by",
+        "  the week's first day (`land.week_start`); a row dated on another weekday refuses the batch",
+        "  (rule `week_start`).",
+        "- **Facts and plans.** A fact's business date is on or before the batch date (later rows are",
+        "  quarantined). Tables marked *plannable* (`own_prices`, `promotions`) also take rows dated",
+        "  after the batch date: those are plans (a planned shelf price, a planned promotion).",
         "",
     ]
     for t in TABLES.values():
@@ -313,7 +376,8 @@ def render_markdown() -> str:
             f"## `{t.name}`",
             "",
             f"{t.description} Grain: {t.grain}. Key: `({', '.join(t.key)})`."
-            + (f" Business date: `{t.date_column}`." if t.date_column else ""),
+            + (f" Business date: `{t.date_column}`." if t.date_column else "")
+            + (" Plannable: rows dated after the batch date are plans." if t.plannable else ""),
             "",
             "| column | type | unit | nullable | description |",
             "|---|---|---|---|---|",

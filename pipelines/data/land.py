@@ -13,8 +13,13 @@ place); a crash between them leaves no ``dt=<date>`` but a trash directory, and 
 puts the old partition back before doing anything else (the interrupted batch simply lands again).
 
 A batch belongs to one date: it must hold facts (``daily_sales`` or ``order_lines`` rows) dated that
-day, and files already landed under another date are refused rather than handed back as that other
-day's partition.
+day (with ``land.grain: weekly``, daily_sales rows of the week holding it), and files already landed
+under another date are refused rather than handed back as that other day's partition.
+
+Identifier columns (unit ``id``) take string codes: a canonical decimal integer keeps its value,
+any other code becomes :func:`~pipelines.data.contract.surrogate_id` of it, and the partition keeps
+the codes in ``_id_codes.parquet`` (``id_column, id, code``), which ``ecom validate raw`` loads into
+``raw.id_codes``.
 
 Landings into one raw directory are serialised with an exclusive ``flock`` on ``raw/.land.lock``;
 that is what makes it safe for a landing to clean up what a crashed one left behind.
@@ -39,11 +44,20 @@ from typing import Any, Literal
 
 import polars as pl
 
-from pipelines.config import Settings
-from pipelines.data.contract import CONTRACT_VERSION, TABLES, Table, table_for_file
+from pipelines.config import WEEKDAYS, LandParams, Settings
+from pipelines.data.contract import (
+    CONTRACT_VERSION,
+    PERIOD_TABLES,
+    TABLES,
+    Table,
+    surrogate_id,
+    table_for_file,
+)
 
 __all__ = [
     "FACT_TABLES",
+    "ID_CODES",
+    "ID_CODES_SCHEMA",
     "BatchMissingError",
     "LandResult",
     "LandingError",
@@ -63,8 +77,13 @@ RULE_MISSING_COLUMN = "missing_column"
 RULE_EXTRA_COLUMN = "extra_column"
 RULE_TYPE = "type"
 RULE_DUPLICATE_KEY = "duplicate_key"
+RULE_WEEK_START = "week_start"
+RULE_ID_COLLISION = "id_collision"
 
 MANIFEST = "_manifest.json"
+# The string codes of a partition's surrogate ids, one row per (id_column, code).
+ID_CODES = "_id_codes.parquet"
+ID_CODES_SCHEMA = pl.Schema({"id_column": pl.String(), "id": pl.Int64(), "code": pl.String()})
 STAGING = ".staging"
 TRASH_PREFIX = ".trash-"
 LOCK_FILE = ".land.lock"
@@ -74,6 +93,8 @@ _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False}
 # A name no contract or user column will plausibly have, used for the 1-based row number.
 _ROW = "__land_row__"
 _MAX_VALUE_CHARS = 80
+# A canonical decimal integer: what an integer id written as text looks like ('0123' is a code).
+_CANONICAL_INT = r"^(0|-?[1-9][0-9]*)$"
 
 Format = Literal["csv", "parquet"]
 
@@ -234,7 +255,7 @@ def land_batch(
                 tables = {f["table"]: int(f["rows"]) for f in manifest.get("files", [])}
                 return LandResult(partition, batch_id, tables, already_landed=True)
 
-            problems, rows = _check_batch(files, say)
+            problems, rows, codes = _check_batch(files, settings.land, say)
             if problems:
                 qdir = _quarantine(files, problems, source, batch_date, batch_id, settings)
                 bad_files = len({p.file for p in problems})
@@ -247,19 +268,22 @@ def land_batch(
                     qdir,
                 )
             if require_facts:
-                _require_facts(files, batch_date, f"batch {batch_id} from {source}")
+                _require_facts(files, batch_date, f"batch {batch_id} from {source}", settings.land)
 
             out_dir = staging_root / uuid.uuid4().hex
             out_dir.mkdir(parents=True)
             for f in files:
                 say(f"writing {f.known_table.name} ({rows[f.name]:,} rows)")
                 _write_table(f, out_dir)
+            if codes.height:
+                codes.write_parquet(out_dir / ID_CODES)
             manifest = {
                 "batch_id": batch_id,
                 "batch_date": batch_date.isoformat(),
                 "source": source,
                 "landed_at": datetime.datetime.now(datetime.UTC).isoformat(),
                 "contract_version": CONTRACT_VERSION,
+                "id_codes": codes.height,
                 "files": [
                     {
                         "file": f.name,
@@ -460,10 +484,12 @@ def _batch_id(files: Sequence[_SourceFile]) -> str:
 
 
 def _check_batch(
-    files: Sequence[_SourceFile], say: Callable[[str], None]
-) -> tuple[list[LandingProblem], dict[str, int]]:
+    files: Sequence[_SourceFile], land: LandParams, say: Callable[[str], None]
+) -> tuple[list[LandingProblem], dict[str, int], pl.DataFrame]:
+    """Every problem of every file, the rows per file, and the batch's string codes of ids."""
     problems: list[LandingProblem] = []
     rows: dict[str, int] = {}
+    codes: list[pl.DataFrame] = []
     per_table = Counter(f.table.name for f in files if f.table is not None)
     known = ", ".join(TABLES)
     for f in files:
@@ -492,13 +518,54 @@ def _check_batch(
                     f"the batch has more than one file for table {table.name}; keep one",
                 )
             )
-        file_problems, rows[f.name] = _check_file(f, table, say)
+        file_problems, rows[f.name], file_codes = _check_file(f, table, land, say)
         problems += file_problems
-    return problems, rows
+        codes.append(file_codes.with_columns(pl.lit(f.name).alias("file")))
+    found = pl.concat(codes) if codes else _no_codes().with_columns(pl.lit("").alias("file"))
+    problems += _id_collisions(found)
+    return problems, rows, found.select(ID_CODES_SCHEMA.names()).unique().sort("id_column", "code")
 
 
-def _require_facts(files: Sequence[_SourceFile], batch_date: datetime.date, batch: str) -> None:
-    """Refuse a batch without fact rows dated its date; only called once its files passed the checks."""
+def _no_codes() -> pl.DataFrame:
+    return pl.DataFrame(schema=ID_CODES_SCHEMA)
+
+
+def _id_collisions(codes: pl.DataFrame) -> list[LandingProblem]:
+    """Two different codes of one id column with the same surrogate id: the ids could not tell them apart."""
+    if codes.is_empty():
+        return []
+    clashes = (
+        codes.group_by("id_column", "id")
+        .agg(pl.col("code").unique().sort().alias("codes"), pl.col("file").sort().first())
+        .filter(pl.col("codes").list.len() > 1)
+        .sort("id_column", "id")
+    )
+    problems = []
+    for row in clashes.iter_rows(named=True):
+        shown = " and ".join(_show_value(c) for c in row["codes"][:3])
+        table = table_for_file(row["file"])
+        problems.append(
+            LandingProblem(
+                row["file"],
+                table.name if table else None,
+                RULE_ID_COLLISION,
+                row["id_column"],
+                None,
+                f"codes {shown} both map to surrogate id {row['id']}, so {row['id_column']} could not "
+                "tell them apart; give one of them another code, or land integer ids for this column",
+            )
+        )
+    return problems
+
+
+def _require_facts(
+    files: Sequence[_SourceFile], batch_date: datetime.date, batch: str, land: LandParams
+) -> None:
+    """Refuse a batch without fact rows dated its date; only called once its files passed the checks.
+
+    A weekly sales row is dated by its week's first day, so with ``land.grain: weekly`` a daily_sales
+    row of the week holding ``batch_date`` counts.
+    """
     tables = " or ".join(FACT_TABLES)
     facts = [f for f in files if f.known_table.name in FACT_TABLES]
     last: datetime.date | None = None
@@ -508,8 +575,10 @@ def _require_facts(files: Sequence[_SourceFile], batch_date: datetime.date, batc
         day = _cast_expr(column, lf.collect_schema()[column], pl.Date) if column else None
         if day is None:  # the contract gives every fact a date column the checks let through
             raise AssertionError(f"{f.name}: no castable business date column")
+        weekly = land.grain == "weekly" and f.known_table.name in PERIOD_TABLES
+        first = batch_date - datetime.timedelta(days=6) if weekly else batch_date
         on_day, newest = (
-            lf.select((day == batch_date).sum().alias("on_day"), day.max().alias("newest"))
+            lf.select(day.is_between(first, batch_date).sum().alias("on_day"), day.max().alias("newest"))
             .collect(engine="streaming")
             .row(0)
         )
@@ -529,13 +598,16 @@ def _require_facts(files: Sequence[_SourceFile], batch_date: datetime.date, batc
     )
 
 
-def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tuple[list[LandingProblem], int]:
+def _check_file(
+    f: _SourceFile, table: Table, land: LandParams, say: Callable[[str], None]
+) -> tuple[list[LandingProblem], int, pl.DataFrame]:
     def problem(rule: str, column: str | None, row: int | None, message: str) -> LandingProblem:
         return LandingProblem(f.name, table.name, rule, column, row, message)
 
     if f.path.stat().st_size == 0:
         say(f"checking {f.name} (0 bytes)")
-        return [problem(RULE_EMPTY, None, None, "file is empty (0 bytes, no header and no rows)")], 0
+        empty = problem(RULE_EMPTY, None, None, "file is empty (0 bytes, no header and no rows)")
+        return [empty], 0, _no_codes()
     problems: list[LandingProblem] = []
     try:
         lf = _scan(f)
@@ -565,7 +637,7 @@ def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tup
         for name, dtype in table.schema.items():
             if name not in schema:
                 continue
-            expr = _cast_expr(name, schema[name], dtype)
+            expr = _cast_expr(name, schema[name], dtype, id_column=name in table.id_columns)
             if expr is None:
                 problems.append(
                     problem(
@@ -615,22 +687,78 @@ def _check_file(f: _SourceFile, table: Table, say: Callable[[str], None]) -> tup
                 )
             )
 
+        coded = [c for c in table.id_columns if c in casts and c not in bad_type and _is_text(schema[c])]
+        codes = _id_codes(lf, coded, table) if rows and coded else _no_codes()
+
+        weekly = land.grain == "weekly" and table.name in PERIOD_TABLES
+        column = table.date_column
+        if weekly and rows and column in casts and column not in bad_type:
+            misdated = _week_start_problem(f, lf, column, casts[column], land)
+            if misdated is not None:
+                row, message = misdated
+                problems.append(problem(RULE_WEEK_START, column, row, message))
+
         key = list(table.key)
         if rows and all(k in casts and k not in bad_type for k in key):
-            dup = _duplicate_keys(lf, {k: casts[k] for k in key})
+            dup = _duplicate_keys(lf, {k: casts[k] for k in key}, [k for k in key if k in coded])
             if dup is not None:
                 problems.append(problem(RULE_DUPLICATE_KEY, ", ".join(key), None, dup))
     except (pl.exceptions.PolarsError, OSError) as exc:
-        return [problem(RULE_UNPARSEABLE, None, None, _unparseable(f, exc))], 0
+        return [problem(RULE_UNPARSEABLE, None, None, _unparseable(f, exc))], 0, _no_codes()
     except BaseException as exc:
         # Polars' Rust side panics on some corrupt files; the panic type derives from BaseException.
         if type(exc).__name__ != "PanicException":
             raise
-        return [problem(RULE_UNPARSEABLE, None, None, _unparseable(f, exc))], 0
-    return problems, rows
+        return [problem(RULE_UNPARSEABLE, None, None, _unparseable(f, exc))], 0, _no_codes()
+    return problems, rows, codes
 
 
-def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr]) -> str | None:
+def _id_codes(lf: pl.LazyFrame, columns: Sequence[str], table: Table) -> pl.DataFrame:
+    """The distinct string codes (not canonical integers) of text id columns, with their surrogate ids."""
+    found = (
+        lf.select([_code(c).filter(_is_code(_code(c))).unique().implode() for c in columns])
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    frames = []
+    for c in columns:
+        values = sorted(found[c] or [])
+        bits = _id_bits(table.schema[c])
+        ids = [surrogate_id(v, bits) for v in values]
+        frames.append(pl.DataFrame({"id_column": c, "id": ids, "code": values}, schema=ID_CODES_SCHEMA))
+    return pl.concat(frames)
+
+
+def _week_start_problem(
+    f: _SourceFile, lf: pl.LazyFrame, column: str, day: pl.Expr, land: LandParams
+) -> tuple[int, str] | None:
+    """With weekly sales, a row dated on another weekday than ``land.week_start``: first row and message."""
+    # Polars numbers weekdays 1 (Monday) to 7; week_start_index is 0 (Monday) to 6.
+    off = day.is_not_null() & (day.dt.weekday() != land.week_start_index + 1)
+    n_bad = int(lf.select(off.sum()).collect(engine="streaming").item())
+    if not n_bad:
+        return None
+    first = (
+        lf.with_row_index(_ROW, offset=1)
+        .filter(off)
+        .select(_ROW, day.alias(column))
+        .head(1)
+        .collect(engine="streaming")
+    )
+    row, value = int(first[_ROW][0]), first[column][0]
+    line = f" (line {row + 1})" if f.format == "csv" else ""
+    start = land.week_start
+    message = (
+        f"land.grain is weekly with week_start {start}: dates must be {start.capitalize()}s (a weekly row "
+        f"is dated by its week's first day); {n_bad:,} row(s) are not, first at row {row}{line}: "
+        f"{value} (a {WEEKDAYS[value.weekday()].capitalize()}). Date each row by its week's first "
+        "day, or set land.week_start to the weekday your weeks start on (land.grain: daily if the "
+        "rows are days)"
+    )
+    return row, message
+
+
+def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr], coded: Sequence[str] = ()) -> str | None:
     keys = lf.select(*[e.alias(k) for k, e in key.items()])
     # As many distinct 64-bit key hashes as rows proves every key distinct, and counting hashes is
     # much cheaper than grouping by the key columns (8 bytes a row in memory; see
@@ -656,7 +784,15 @@ def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr]) -> str | None:
     )
     if not found["n_keys"]:
         return None
-    example = ", ".join(f"{k}={_show_value(v)}" for k, v in found["example"].items())
+    example = dict(found["example"])
+    if coded:
+        # Show a coded id as the file has it ('OJ-TROP-64'), not as its surrogate.
+        keyed = lf.select(*[e.alias(k) for k, e in key.items()], *[_code(c).alias(_ROW + c) for c in coded])
+        match = pl.all_horizontal([pl.col(k).eq_missing(v) for k, v in example.items()])
+        original = keyed.filter(match).select([pl.col(_ROW + c).alias(c) for c in coded]).head(1).collect()
+        if original.height:
+            example |= original.row(0, named=True)
+    example = ", ".join(f"{k}={_show_value(v)}" for k, v in example.items())
     return (
         f"{found['n_keys']:,} duplicated key(s) on ({', '.join(key)}); "
         f"e.g. {example} occurs {found['times']} times"
@@ -670,16 +806,31 @@ def _scan(f: _SourceFile) -> pl.LazyFrame:
     return pl.scan_parquet(f.path)
 
 
-def _cast_expr(name: str, src: pl.DataType, dst: pl.DataType) -> pl.Expr | None:
+def _cast_expr(name: str, src: pl.DataType, dst: pl.DataType, *, id_column: bool = False) -> pl.Expr | None:
     """An expression casting column ``name`` to ``dst``; a bad value becomes null, never an error.
 
     None when ``src`` cannot stand for ``dst`` at all (a List for an Int64, an Int64 for a Date).
+    An ``id_column`` held as text takes string codes: a canonical decimal integer keeps its value,
+    any other non-empty code becomes its :func:`surrogate_id`.
     """
     col = pl.col(name)
     if src == dst or src == pl.Null:
         return col.cast(dst)
-    if src in (pl.String, pl.Categorical, pl.Enum):
+    if _is_text(src):
         text = col.cast(pl.String)
+        if id_column and dst.is_integer():
+            code = _code(name)
+            bits = _id_bits(dst)
+            surrogates = code.map_batches(
+                lambda s: _surrogates(s, bits), return_dtype=dst, is_elementwise=True
+            )
+            return (
+                pl.when(code.str.contains(_CANONICAL_INT))
+                .then(code.cast(dst, strict=False))
+                .when(code != "")
+                .then(surrogates)
+                .otherwise(None)
+            )
         if dst == pl.String:
             return text
         if dst == pl.Date:
@@ -714,6 +865,35 @@ def _cast_expr(name: str, src: pl.DataType, dst: pl.DataType) -> pl.Expr | None:
             return col.replace_strict([0, 1], [False, True], default=None, return_dtype=dst)
         return None
     return None
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    return dtype in (pl.String, pl.Categorical, pl.Enum)
+
+
+def _code(name: str) -> pl.Expr:
+    """An id column's value as a code: its text without surrounding whitespace."""
+    return pl.col(name).cast(pl.String).str.strip_chars()
+
+
+def _is_code(code: pl.Expr) -> pl.Expr:
+    """A string code, as opposed to a canonical integer, an empty value or a null."""
+    return code.is_not_null() & (code != "") & code.str.contains(_CANONICAL_INT).not_()
+
+
+def _id_bits(dtype: pl.DataType) -> int:
+    return 32 if dtype == pl.Int32 else 64
+
+
+def _surrogates(codes: pl.Series, bits: int) -> pl.Series:
+    """:func:`surrogate_id` of every code that is not a canonical integer (null for the others)."""
+    dtype = pl.Int32 if bits == 32 else pl.Int64
+    wanted = codes.to_frame("c").filter(_is_code(pl.col("c")))["c"]
+    distinct = wanted.unique().to_list()
+    if not distinct:
+        return pl.Series(codes.name, [None] * len(codes), dtype=dtype)
+    ids = pl.Series([surrogate_id(c, bits) for c in distinct], dtype=dtype)
+    return codes.replace_strict(distinct, ids, default=None, return_dtype=dtype)
 
 
 def _unparseable(f: _SourceFile, exc: BaseException) -> str:
@@ -771,7 +951,7 @@ def _write_table(f: _SourceFile, out_dir: Path) -> None:
         return
     columns = []
     for name, dtype in table.schema.items():
-        expr = _cast_expr(name, schema[name], dtype)
+        expr = _cast_expr(name, schema[name], dtype, id_column=name in table.id_columns)
         if expr is None:  # the checks rule this out; fail loudly rather than write a wrong schema
             raise AssertionError(f"{f.name}: column {name} cannot be cast to {dtype}")
         columns.append(expr.cast(dtype).alias(name))
