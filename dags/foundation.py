@@ -35,6 +35,7 @@ from pipelines.transform import (
     MEMORY_LIMIT_ENV,
     RUN_DATE_ENV,
     SKIP_UNIT_TESTS_ENV,
+    data_shape_env,
     dbt_executable,
 )
 
@@ -104,6 +105,8 @@ def foundation() -> None:
                 "ECOM_HOME": ECOM_HOME,
                 MEMORY_LIMIT_ENV: PARSE_SETTINGS.warehouse.memory_limit,
                 RUN_DATE_ENV: "{{ ds }}",
+                # What the landed data looks like (grain, week start, channels), as `ecom dbt` has it.
+                **data_shape_env(PARSE_SETTINGS),
                 **SKIP_UNIT_TESTS_ENV,
             },
         ),

@@ -26,6 +26,10 @@ MEMORY_LIMIT_ENV = "ECOM_DUCKDB_MEMORY_LIMIT"
 # variable where one setting reaches several commands.
 SKIP_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 SKIP_UNIT_TESTS_ENV = {"DBT_ENGINE_EXCLUDE_RESOURCE_TYPES": "unit_test"}
+# The shape of the landed data, read by dbt/macros/data_shape.sql (a --vars value of the same
+# name, lower case without the prefix, wins): the grain of the sales rows (daily | weekly), the
+# week's first day (0 = Monday) and the sales channels (comma-separated; empty: the data's own).
+GRAIN_ENV, WEEK_START_ENV, CHANNELS_ENV = "ECOM_LAND_GRAIN", "ECOM_WEEK_START", "ECOM_CHANNELS"
 
 
 class DbtError(RuntimeError):
@@ -40,13 +44,26 @@ def dbt_executable(settings: Settings) -> Path:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment for dbt: warehouse and artifacts under ECOM_HOME, the memory cap, no telemetry."""
+    """Environment for dbt: warehouse and artifacts under ECOM_HOME, memory cap, data shape, no telemetry."""
     return {
         "ECOM_HOME": str(settings.home),
         MEMORY_LIMIT_ENV: settings.warehouse.memory_limit,
         "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
         "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+        **data_shape_env(settings),
         **TELEMETRY_OFF,
+    }
+
+
+def data_shape_env(settings: Settings) -> dict[str, str]:
+    """What the landed data looks like, for dbt: ``land.grain``, ``land.week_start``, ``quality.channels``.
+
+    The DAG's Cosmos group passes the same variables, so both paths build the same marts.
+    """
+    return {
+        GRAIN_ENV: settings.land.grain,
+        WEEK_START_ENV: str(settings.land.week_start_index),
+        CHANNELS_ENV: ",".join(settings.quality.channels or ()),
     }
 
 
