@@ -246,7 +246,8 @@ def write_retailer_export(
     rng = np.random.default_rng([seed, 0x5CA7])
     skus = _draw_skus(spec, rng)
     weeks = _draw_weeks(spec, skus, rng)
-    tables, truth = _export_tables(spec, start, skus, weeks, rng)
+    panel = _simulate_weeks(spec, start, skus, weeks, rng)
+    tables, truth = _contract_tables(skus, weeks, panel), _truth_tables(skus, weeks, panel)
 
     tmp_out, tmp_truth = _temp_sibling(Path(out_dir)), _temp_sibling(Path(truth_dir))
     try:
@@ -407,11 +408,25 @@ def _draw_weeks(spec: RetailerSize, skus: _Skus, rng: np.random.Generator) -> _W
 # Prices, promotions, demand and the tables
 
 
-def _export_tables(
+@dataclass(frozen=True)
+class _Panel:
+    """Every SKU-week of the history and the plan weeks after it, as (S, T) arrays."""
+
+    dates: np.ndarray  # (T,) datetime64[D]: each week's first day
+    history: np.ndarray  # (T,) bool: a sales week (False: a plan week)
+    listed: np.ndarray  # on the shelf
+    sold: np.ndarray  # a row in the export
+    shelf: np.ndarray  # shelf price
+    discount: np.ndarray  # promotion discount in percent, 0 when none
+    price_paid: np.ndarray
+    expected: np.ndarray  # expected demand
+    demand: np.ndarray  # drawn demand (no stock-outs, so units sold)
+
+
+def _simulate_weeks(
     spec: RetailerSize, start: dt.date, skus: _Skus, weeks: _Weeks, rng: np.random.Generator
-) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
-    n, h = spec.n_skus, spec.n_weeks
-    total = h + PLAN_WEEKS
+) -> _Panel:
+    total = spec.n_weeks + PLAN_WEEKS
     t = np.arange(total)
     week_dates = [start + dt.timedelta(weeks=int(i)) for i in t]
     listed = (t[None, :] >= weeks.first[:, None]) & (t[None, :] <= weeks.last[:, None])
@@ -447,14 +462,26 @@ def _export_tables(
     expected = np.where(listed, expected, 0.0)
     k = skus.dispersion[:, None]
     demand = rng.poisson(rng.gamma(np.broadcast_to(k, expected.shape), expected / k))
+    history = t < spec.n_weeks
+    return _Panel(
+        dates=np.array(week_dates, dtype="datetime64[D]"),
+        history=history,
+        listed=listed,
+        sold=listed & history[None, :] & ~weeks.missing,
+        shelf=shelf,
+        discount=discount,
+        price_paid=price_paid,
+        expected=expected,
+        demand=demand,
+    )
 
-    history = t[None, :] < h
-    sold = listed & history & ~weeks.missing
-    si, ti = np.nonzero(sold)
-    codes = np.array(skus.code)
-    dates = np.array(week_dates, dtype="datetime64[D]")
-    units = demand[si, ti].astype(np.int32)
-    paid = price_paid[si, ti]
+
+def _contract_tables(skus: _Skus, weeks: _Weeks, panel: _Panel) -> dict[str, pl.DataFrame]:
+    """The export's four tables, with the contract's columns in its order."""
+    codes, dates = np.array(skus.code), panel.dates
+    si, ti = np.nonzero(panel.sold)
+    units = panel.demand[si, ti].astype(np.int32)
+    paid = panel.price_paid[si, ti]
     daily_sales = pl.DataFrame(
         {
             "date": dates[ti],
@@ -463,7 +490,7 @@ def _export_tables(
             "units": units,
             "revenue": np.round(units * paid, 2),
             "price_paid": paid,
-            "stockout": False,
+            "stockout": False,  # the retailer does not know; the raw gates refuse a null
         }
     ).sort("date", "sku_id")
 
@@ -478,7 +505,7 @@ def _export_tables(
                 "brand": skus.brand,
                 "unit_cost": skus.unit_cost,
                 "list_price": skus.list_price,
-                "warehouse_id": np.full(n, STORE_ID, np.int32),
+                "warehouse_id": np.full(len(codes), STORE_ID, np.int32),
             }
         )
         .join(first_sold, on="sku_id", how="inner")
@@ -486,34 +513,38 @@ def _export_tables(
     )
 
     # A shelf price row where a listed SKU's price changes, and on its first week.
-    changed = np.zeros_like(listed)
-    changed[:, 1:] = shelf[:, 1:] != shelf[:, :-1]
-    pi, pt = np.nonzero(listed & (changed | (t[None, :] == weeks.first[:, None])))
+    changed = np.zeros_like(panel.listed)
+    changed[:, 1:] = panel.shelf[:, 1:] != panel.shelf[:, :-1]
+    first = np.arange(dates.size)[None, :] == weeks.first[:, None]
+    pi, pt = np.nonzero(panel.listed & (changed | first))
     own_prices = pl.DataFrame(
-        {"sku_id": codes[pi], "effective_date": dates[pt], "price": shelf[pi, pt]}
+        {"sku_id": codes[pi], "effective_date": dates[pt], "price": panel.shelf[pi, pt]}
     ).sort("sku_id", "effective_date")
 
-    promotions = _promotion_rows(codes, dates, discount)
-
-    tables = {
-        "products": products.select(TABLES["products"].column_names),
-        "daily_sales": daily_sales.select(TABLES["daily_sales"].column_names),
-        "own_prices": own_prices.select(TABLES["own_prices"].column_names),
-        "promotions": promotions.select(TABLES["promotions"].column_names),
+    frames = {
+        "products": products,
+        "daily_sales": daily_sales,
+        "own_prices": own_prices,
+        "promotions": _promotion_rows(codes, dates, panel.discount),
     }
+    return {name: frame.select(TABLES[name].column_names) for name, frame in frames.items()}
 
-    li, lt = np.nonzero(listed)
-    truth_demand = pl.DataFrame(
+
+def _truth_tables(skus: _Skus, weeks: _Weeks, panel: _Panel) -> dict[str, pl.DataFrame]:
+    """Demand per listed SKU-week (plan weeks too) and every SKU's parameters."""
+    codes, dates = np.array(skus.code), panel.dates
+    li, lt = np.nonzero(panel.listed)
+    demand = pl.DataFrame(
         {
             "week": dates[lt],
             "sku_id": codes[li],
-            "period": np.where(lt < h, "history", "plan"),
-            "expected_demand": expected[li, lt],
-            "demand": demand[li, lt].astype(np.int32),
-            "shelf_price": shelf[li, lt],
-            "discount_pct": discount[li, lt],
-            "price_paid": price_paid[li, lt],
-            "exported": sold[li, lt],
+            "period": np.where(panel.history[lt], "history", "plan"),
+            "expected_demand": panel.expected[li, lt],
+            "demand": panel.demand[li, lt].astype(np.int32),
+            "shelf_price": panel.shelf[li, lt],
+            "discount_pct": panel.discount[li, lt],
+            "price_paid": panel.price_paid[li, lt],
+            "exported": panel.sold[li, lt],
         }
     ).sort("week", "sku_id")
     sku_params = pl.DataFrame(
@@ -526,17 +557,17 @@ def _export_tables(
             "dispersion": skus.dispersion,
             "trend_per_year": skus.trend,
             "season_amplitude": skus.season_amp,
-            "season_peak_day": leaf_peak,
+            "season_peak_day": [LEAVES[i].peak_day for i in skus.leaf],
             "first_week": dates[weeks.first],
             "last_week": dates[weeks.last],
             "late_start": weeks.late,
             "discontinued": weeks.discontinued,
             "ramp_weeks": weeks.ramp_weeks,
             "gap_rate": weeks.gap_rate,
-            "missing_weeks": (weeks.missing & listed & history).sum(axis=1),
+            "missing_weeks": (weeks.missing & panel.listed & panel.history[None, :]).sum(axis=1),
         }
     ).sort("sku_id")
-    return tables, {"demand": truth_demand, "sku_params": sku_params}
+    return {"demand": demand, "sku_params": sku_params}
 
 
 def _shelf_prices(skus: _Skus, total: int, rng: np.random.Generator) -> np.ndarray:
