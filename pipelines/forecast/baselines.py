@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.forecast.features import KNOWN_FEATURES, MONOTONE_FEATURES
+from pipelines.forecast.features import KNOWN_FEATURES, MART, MONOTONE_FEATURES, ForecastDataError
 from pipelines.forecast.panel import Panel
 
 _SEASON = {"daily": 7, "weekly": 52}
@@ -182,7 +182,13 @@ class XGBoostForecaster:
         last = min(last_origin, panel.n_periods - 1 - self.horizon)
         origins = np.arange(last, first - 1, -stride)[::-1]
         if len(origins) == 0:
-            raise ValueError("too little history to train the XGBoost baseline")
+            raise ForecastDataError(
+                f"{panel.n_periods} {panel.grain} periods of history ({panel.periods[0]} .. "
+                f"{panel.periods[-1]}) are too few to train XGBoost: it learns from origins with "
+                f"{first} periods of lags before them and {self.horizon} target periods after "
+                f"(forecast.horizon, at most the holdout in a backtest), so it needs at least "
+                f"{first + self.horizon + 1} periods. Lower forecast.horizon or land more history"
+            )
         s_grid, t_grid = np.meshgrid(np.arange(panel.n_series), origins, indexing="ij")
         s_all, t_all = s_grid.ravel(), t_grid.ravel()
         keep = panel.observed[s_all, t_all]
@@ -198,6 +204,12 @@ class XGBoostForecaster:
         target_t = origin_idx + steps
         valid = panel.valid[series, target_t]
         series, origin_idx, steps, target_t = series[valid], origin_idx[valid], steps[valid], target_t[valid]
+        if len(series) == 0:
+            raise ForecastDataError(
+                f"no XGBoost training rows: no SKU of marts.{MART} has units (in stock) within "
+                f"{self.horizon} periods after a period with units from period {first} on; missing "
+                f"periods and stock-outs are not targets. Land more history or lower forecast.horizon"
+            )
         x, scale = xgboost_features(panel, series, origin_idx, steps, self.categories)
         y = panel.units[series, target_t] / scale
         self.model = xgb.XGBRegressor(

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.forecast.baselines import XGBoostForecaster, censored
-from pipelines.forecast.features import ForecastDataError, prepare_features
+from pipelines.forecast.features import prepare_history
 from pipelines.forecast.panel import build_panel
 from pipelines.forecast.train import (
     _empty_forecast,
@@ -57,6 +57,7 @@ class TrainedBoostedForecaster:
     grain: str
     lookback: int
     metrics: dict[str, float] = field(default_factory=dict)
+    week_start: int = 0  # first day of a weekly period (0 = Monday)
 
     @property
     def horizon(self) -> int:
@@ -72,12 +73,8 @@ class TrainedBoostedForecaster:
         import time
 
         started = time.perf_counter()
-        prepared = prepare_features(features.filter(pl.col("units").is_not_null()), params.grain)
+        prepared = prepare_history(features, params.grain, params.week_start)
         panel = build_panel(prepared, params.grain)
-        if panel.n_periods <= params.horizon:
-            raise ForecastDataError(
-                f"{panel.n_periods} periods of history are too few to fit XGBoost for {params.horizon}"
-            )
         booster = XGBoostForecaster(
             quantiles=tuple(params.quantiles),
             horizon=params.horizon,
@@ -89,7 +86,13 @@ class TrainedBoostedForecaster:
         last = panel.n_periods - 1
         booster.fit(censored(panel, last), last_origin=last - params.horizon)
         metrics = {"train_rows": float(booster.train_rows), "fit_seconds": time.perf_counter() - started}
-        return cls(booster=booster, grain=params.grain, lookback=params.lookback, metrics=metrics)
+        return cls(
+            booster=booster,
+            grain=params.grain,
+            lookback=params.lookback,
+            metrics=metrics,
+            week_start=params.week_start,
+        )
 
     def predict(
         self,
@@ -102,13 +105,15 @@ class TrainedBoostedForecaster:
     ) -> pl.DataFrame:
         """Same contract as :meth:`TrainedForecaster.predict` (``batch_size`` and ``threads`` unused)."""
         horizon = check_horizon(horizon, self.horizon)
-        panel, t0, origin_period, series = origin_panel(features, origin, self.grain, self.lookback, horizon)
+        panel, t0, first_period, series = origin_panel(
+            features, origin, self.grain, self.lookback, horizon, self.week_start
+        )
         qcols = quantile_columns(self.quantiles)
         if len(series) == 0:
             return _empty_forecast(qcols)
         quantiles = self.booster.predict(censored(panel, t0), t0, horizon)[series]
         mean = mean_from_quantiles(quantiles, self.quantiles)
-        return forecast_frame(panel, series, origin_period, quantiles, mean, qcols)
+        return forecast_frame(panel, series, first_period, quantiles, mean, qcols)
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory)
@@ -117,6 +122,7 @@ class TrainedBoostedForecaster:
         meta: dict[str, Any] = {
             "grain": self.grain,
             "lookback": self.lookback,
+            "week_start": self.week_start,
             "metrics": self.metrics,
             "booster": {
                 "quantiles": list(self.booster.quantiles),
@@ -145,7 +151,11 @@ class TrainedBoostedForecaster:
             train_rows=int(spec["train_rows"]),
         )
         return cls(
-            booster=booster, grain=meta["grain"], lookback=int(meta["lookback"]), metrics=meta["metrics"]
+            booster=booster,
+            grain=meta["grain"],
+            lookback=int(meta["lookback"]),
+            metrics=meta["metrics"],
+            week_start=int(meta.get("week_start", 0)),
         )
 
     @staticmethod

@@ -17,11 +17,28 @@ import polars as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pipelines.forecast.features import ForecastDataError, prepare_features
+from pipelines.forecast.features import MART, ForecastDataError, prepare_history
 from pipelines.forecast.panel import FeatureStats, Panel, build_panel, gather_windows, window_origins
 
 if TYPE_CHECKING:
     from pipelines.config import ForecastParams
+
+
+def _no_windows_message(panel: Panel, horizon: int) -> str:
+    """Why no training window could be cut, in the settings' terms."""
+    span = f"{panel.n_periods} {panel.grain} periods ({panel.periods[0]} .. {panel.periods[-1]})"
+    if panel.n_periods <= horizon:
+        return (
+            f"no training windows: marts.{MART} holds {span} of history, and a training window needs "
+            f"at least one period of history followed by forecast.horizon ({horizon}) periods, so at "
+            f"least {horizon + 1} periods. Lower forecast.horizon or land more history"
+        )
+    return (
+        f"no training windows: in {span} no SKU has a period with units (in stock) within "
+        f"forecast.horizon ({horizon}) periods after a period of history; missing periods and "
+        f"stock-outs are not targets. Check the units and stockout columns of marts.{MART}, or lower "
+        f"forecast.horizon"
+    )
 
 
 class WindowDataset(Dataset):
@@ -117,13 +134,12 @@ class DemandDataModule(pl_.LightningDataModule):
         if self.cutoff is not None:
             frame = frame.filter(pl.col("date") <= self.cutoff)
         if frame.is_empty():
-            raise ForecastDataError(f"no feature rows on or before the cutoff {self.cutoff}")
-        prepared = prepare_features(frame, p.grain)
-        prepared = prepared.filter(pl.col("units").is_not_null())
-        if prepared.is_empty():
-            raise ForecastDataError("no feature rows with units to train on")
-        last_day = prepared["date"].max()
-        self.panel = panel = build_panel(prepared, p.grain, end=last_day)
+            raise ForecastDataError(
+                f"marts.{MART} has no row on or before {self.cutoff}: choose a later --date, or land "
+                f"and publish the history before it"
+            )
+        prepared = prepare_history(frame, p.grain, p.week_start)
+        self.panel = panel = build_panel(prepared, p.grain)
         last = panel.n_periods - 1
         if self.validate and panel.n_periods > 2 * p.horizon + 1:
             val_origin = last - p.horizon
@@ -137,12 +153,8 @@ class DemandDataModule(pl_.LightningDataModule):
             self.train_windows = window_origins(panel, p.lookback, p.horizon, first=0, last=last)
             stats_upto = last
         if len(self.train_windows[0]) == 0:
-            raise ForecastDataError(
-                f"no training windows: {panel.n_periods} {p.grain} periods of history are too few for a "
-                f"horizon of {p.horizon} (need more than {p.horizon + 1} periods"
-                f"{', twice that with validation' if self.validate else ''})"
-            )
-        self.stats = FeatureStats.fit(panel, p.lookback, p.horizon, last=stats_upto)
+            raise ForecastDataError(_no_windows_message(panel, p.horizon))
+        self.stats = FeatureStats.fit(panel, p.lookback, p.horizon, last=stats_upto, week_start=p.week_start)
 
     @property
     def n_train_windows(self) -> int:

@@ -29,7 +29,13 @@ from pipelines.forecast.baselines import (
     seasonal_naive,
 )
 from pipelines.forecast.data import load_demand_features
-from pipelines.forecast.features import ForecastDataError, period_days, periods_for_days, prepare_features
+from pipelines.forecast.features import (
+    MART,
+    ForecastDataError,
+    period_days,
+    periods_for_days,
+    prepare_history,
+)
 from pipelines.forecast.metrics import calibration, metric_columns, quantile_name, summarise
 from pipelines.forecast.panel import Panel, build_panel
 from pipelines.forecast.train import TrainedForecaster, train_forecaster
@@ -80,10 +86,51 @@ def fold_origins(panel: Panel, folds: int, holdout_periods: int) -> list[int]:
     origins = [last - k * holdout_periods for k in range(folds, 0, -1)]
     if origins[0] < 2 * holdout_periods:
         raise ForecastDataError(
-            f"{panel.n_periods} periods of history are too few for {folds} backtest folds of "
-            f"{holdout_periods} periods (the first fold needs {2 * holdout_periods} periods before it)"
+            f"{_span(panel)} are too few for {folds} backtest folds of {holdout_periods} periods: "
+            f"the first fold needs {2 * holdout_periods} periods before it. Lower "
+            f"forecast.backtest_folds or forecast.holdout_days, or land more history"
         )
     return origins
+
+
+def _span(panel: Panel) -> str:
+    return (
+        f"marts.{MART} holds {panel.n_periods} {panel.grain} periods of history "
+        f"({panel.periods[0]} .. {panel.periods[-1]})"
+    )
+
+
+def check_backtest_history(panel: Panel, params: ForecastParams, models: Sequence[str]) -> None:
+    """Refuse a history too short for the backtest, saying which settings to lower.
+
+    The backtest tests ``backtest_folds x holdout`` periods; before its first fold it needs twice
+    the holdout (the baselines), ``horizon + 1`` periods (one LSTM training window) and the lags
+    plus the test horizon XGBoost trains on.
+
+    Raises:
+        ForecastDataError: The message names the rule and the settings.
+    """
+    holdout = periods_for_days(params.holdout_days, params.grain)
+    tested = params.backtest_folds * holdout
+    needs = {"twice the holdout for the baselines": 2 * holdout + 1}
+    if "lstm" in models:
+        needs["forecast.horizon + 1 for one LSTM training window"] = params.horizon + 1
+    if "xgboost" in models:
+        lags = 28 if params.grain == "daily" else 8
+        needs[f"{lags} periods of lags + the holdout's horizon for XGBoost"] = (
+            lags + min(params.horizon, holdout) + 1
+        )
+    reason, before = max(needs.items(), key=lambda item: item[1])
+    needed = tested + before
+    if panel.n_periods >= needed:
+        return
+    unit = "days" if params.grain == "daily" else "weeks"
+    raise ForecastDataError(
+        f"{_span(panel)}; the backtest needs at least {needed}: forecast.backtest_folds "
+        f"({params.backtest_folds}) x {holdout} holdout {unit} (forecast.holdout_days "
+        f"{params.holdout_days}) to test on, plus {before} before the first fold to fit on ({reason}). "
+        f"Lower forecast.backtest_folds, forecast.holdout_days or forecast.horizon, or land more history"
+    )
 
 
 def _frame(
@@ -154,8 +201,9 @@ def backtest(
     if features is None:
         features = load_demand_features(settings)
     ma_days = moving_average_days or settings.replenishment.traditional_moving_average_days
-    prepared = prepare_features(features.filter(pl.col("units").is_not_null()), params.grain)
+    prepared = prepare_history(features, params.grain, params.week_start)
     panel = build_panel(prepared, params.grain)
+    check_backtest_history(panel, params, models)
     holdout = periods_for_days(params.holdout_days, params.grain)
     horizon = min(params.horizon, holdout)
     origins = fold_origins(panel, params.backtest_folds, holdout)
@@ -214,6 +262,14 @@ def backtest(
             say(f"  xgboost: {xgb.train_rows:,} training rows")
     forecasts = pl.concat(frames, how="diagonal_relaxed")
     truth = pl.concat(actuals)
+    if truth.is_empty():
+        raise ForecastDataError(
+            f"nothing to score in the backtest: no SKU of marts.{MART} has units (in stock) in a "
+            f"fold's test window after having units before the fold's origin (data up to "
+            f"{', '.join(str(panel.periods[o] + dt.timedelta(days=step - 1)) for o in origins)}); "
+            f"missing periods and stock-outs "
+            f"are not scored. Land more history or lower forecast.backtest_folds"
+        )
     points = truth.join(forecasts, on=["fold", "sku_id", "target_date"], how="inner")
     comparison = summarise(points, ["model"], quantiles)
     comparison = comparison.join(

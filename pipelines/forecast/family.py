@@ -89,19 +89,35 @@ class ForecastFamily:
         return load_demand_features(settings, end=run_date).filter(pl.col("date") <= run_date)
 
     def describe_dataset(self, dataset: pl.DataFrame) -> dict[str, Any]:
+        """Window, size and the covariate groups that are off (absent, null or zero on every row).
+
+        An off group's inputs are constants, not data: ``feature_groups_off`` says so in the run's
+        params (``data.feature_groups_off``).
+        """
+        from pipelines.forecast.features import FEATURE_GROUPS, feature_groups_off
+
+        off = feature_groups_off(dataset)
         return {
             "source": "marts.mart_demand_features",
             "start": dataset["date"].min(),
             "end": dataset["date"].max(),
             "skus": dataset["sku_id"].n_unique(),
             "rows": dataset.height,
+            "feature_groups_on": ", ".join(g for g in FEATURE_GROUPS if g not in off) or "none",
+            "feature_groups_off": ", ".join(off) or "none",
         }
 
     def evaluate(
         self, settings: Settings, dataset: pl.DataFrame, recipes: Mapping[str, Recipe], progress: Progress
     ) -> Evaluation:
         from pipelines.forecast.evaluate import backtest
+        from pipelines.forecast.features import feature_groups_off
 
+        off = feature_groups_off(dataset)
+        if off:
+            progress(
+                f"feature groups off (no data: constant inputs, not zeros in the data): {', '.join(off)}"
+            )
         current = {label for label, r in recipes.items() if r == self.recipe(settings, r.kind)}
         main = backtest(
             settings,

@@ -2,7 +2,9 @@
 
 :func:`prepare_features` types and names the columns the models use (only ``date``, ``sku_id`` and
 ``units`` are required; any other mart column that is missing counts as unknown) and, for the
-weekly grain, aggregates to ISO weeks (:func:`aggregate_weekly`).
+weekly grain, aggregates to weeks that start on ``forecast.week_start`` (``land.week_start``;
+:func:`aggregate_weekly`). Mart rows that are already weekly (one row per SKU per week, dated on the
+week's first day) map to themselves.
 """
 
 from __future__ import annotations
@@ -138,6 +140,22 @@ _PAST_ONLY_SOURCE = (
 )
 
 
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+# Covariate groups by the tables that fill them: a group whose columns are absent, null or zero on
+# every row is off (its inputs are constant), which the dataset description says.
+FEATURE_GROUPS = {
+    "prices": ("effective_price", "shelf_price", "list_price"),
+    "promotions": ("is_promo", "discount_pct", "promo_day_number"),
+    "competitor_prices": ("competitor_gap_pct",),
+    "inventory": ("stockout", "on_hand_units", "days_of_cover"),
+    "weather": ("temp_c", "precip_mm", "humidity_pct", "wind_kph", "aqi", "extreme_weather_share"),
+    "social_trends": ("search_index", "mentions", "sentiment", "video_views"),
+    "clickstream": ("views", "add_to_carts"),
+    "events": ("shopping_event", "is_public_holiday", "days_to_spring_festival"),
+}
+
+
 class ForecastDataError(FamilyDataError):
     """The features cannot be turned into forecasting windows (the message says why)."""
 
@@ -151,15 +169,85 @@ def periods_for_days(days: int, grain: Grain) -> int:
     return max(1, days // period_days(grain))
 
 
-def period_start(day: dt.date, grain: Grain) -> dt.date:
-    return day - dt.timedelta(days=day.weekday()) if grain == "weekly" else day
-
-
-def last_complete_period(day: dt.date, grain: Grain) -> dt.date:
-    """Start of the last period that ends on or before ``day`` (a Monday for weekly)."""
+def period_start(day: dt.date, grain: Grain, week_start: int = 0) -> dt.date:
+    """The first day of the period holding ``day`` (weekly: the last ``week_start`` weekday, 0 = Monday)."""
     if grain == "daily":
         return day
-    return period_start(day + dt.timedelta(days=1), grain) - dt.timedelta(days=7)
+    return day - dt.timedelta(days=(day.weekday() - week_start) % 7)
+
+
+def last_complete_period(day: dt.date, grain: Grain, week_start: int = 0) -> dt.date:
+    """Start of the last period that ends on or before ``day`` (for weekly, a ``week_start`` weekday)."""
+    if grain == "daily":
+        return day
+    return period_start(day + dt.timedelta(days=1), grain, week_start) - dt.timedelta(days=7)
+
+
+def row_weekday(frame: pl.DataFrame) -> int | None:
+    """The weekday (0 = Monday) of every row with units when the rows are weekly, else None.
+
+    Rows are weekly when at least three dates with units all fall on the same weekday (one row per
+    SKU per week, dated on the week's first day, as a weekly ``land.grain`` publishes them).
+    """
+    if "units" not in frame.columns or "date" not in frame.columns:
+        return None
+    dates = frame.filter(pl.col("units").is_not_null())["date"].cast(pl.Date).unique()
+    if dates.len() < 3:
+        return None
+    weekdays = dates.dt.weekday().unique()
+    return int(weekdays[0]) - 1 if weekdays.len() == 1 else None
+
+
+def origin_period(day: dt.date, grain: Grain, week_start: int = 0, *, weekly_rows: bool = False) -> dt.date:
+    """The last period a forecast made on ``day`` knows in full.
+
+    Daily rows: the last period that ends on or before ``day``. Weekly rows are whole weeks dated by
+    their first day, so the week that starts on or before ``day`` is known.
+    """
+    if grain == "weekly" and weekly_rows:
+        return period_start(day, grain, week_start)
+    return last_complete_period(day, grain, week_start)
+
+
+def check_row_grain(frame: pl.DataFrame, grain: Grain, week_start: int = 0) -> None:
+    """Refuse weekly rows with a daily grain, and weekly rows dated off the week's first day.
+
+    Raises:
+        ForecastDataError: The message names the settings to change.
+    """
+    weekday = row_weekday(frame)
+    if weekday is None:
+        return
+    name, start = WEEKDAY_NAMES[weekday], WEEKDAY_NAMES[week_start]
+    if grain == "daily":
+        raise ForecastDataError(
+            f"marts.{MART} holds one row per SKU per week (every date with units is a {name}), but "
+            f"forecast.grain is daily: a daily model would read six missing days in every week. Set "
+            f"land.grain: weekly and forecast.grain: weekly (and land.week_start: {name})"
+        )
+    if weekday != week_start:
+        raise ForecastDataError(
+            f"marts.{MART} holds one row per SKU per week dated on {name}s, but weeks start on "
+            f"{start} (land.week_start): set land.week_start: {name}, or date each weekly row by "
+            f"the week's first day"
+        )
+
+
+def feature_groups_off(frame: pl.DataFrame) -> list[str]:
+    """The covariate groups (:data:`FEATURE_GROUPS`) that are absent, null or zero on every row."""
+
+    def informative(name: str) -> pl.Expr:
+        col = pl.col(name)
+        if frame.schema[name] in (pl.String, pl.Categorical):
+            return col.is_not_null().any()
+        return (col.cast(pl.Float64).fill_null(0.0) != 0.0).any()
+
+    off = []
+    for group, columns in FEATURE_GROUPS.items():
+        present = [c for c in columns if c in frame.columns]
+        if frame.is_empty() or not present or not any(frame.select(informative(c) for c in present).row(0)):
+            off.append(group)
+    return off
 
 
 def normalise_types(frame: pl.DataFrame) -> pl.DataFrame:
@@ -172,14 +260,21 @@ def normalise_types(frame: pl.DataFrame) -> pl.DataFrame:
 # ------------------------------------------------------------------------------------- preparation
 
 
-def prepare_features(frame: pl.DataFrame, grain: Grain = "daily") -> pl.DataFrame:
+def prepare_features(frame: pl.DataFrame, grain: Grain = "daily", week_start: int = 0) -> pl.DataFrame:
     """Type and derive the base columns from a mart-shaped frame; aggregate to weeks for ``weekly``.
 
-    Only ``date``, ``sku_id`` and ``units`` are required. Rows with ``units`` null are future rows:
-    they may carry known covariates (planned prices and promotions, calendar) for the horizon.
+    Only ``date``, ``sku_id`` and ``units`` are required. Rows with ``units`` null are missing
+    periods (gaps) or future rows: they may carry known covariates (planned prices and promotions,
+    calendar) for the horizon.
+
+    Args:
+        frame: Mart-shaped rows, daily or weekly (dated on the week's first day).
+        grain: The model's grain.
+        week_start: First day of a week (0 = Monday) for the weekly grain.
 
     Raises:
-        ForecastDataError: A required column is missing or ``(sku_id, date)`` repeats.
+        ForecastDataError: A required column is missing, ``(sku_id, date)`` repeats, or weekly rows
+            meet a daily grain or another week start.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -202,6 +297,7 @@ def prepare_features(frame: pl.DataFrame, grain: Grain = "daily") -> pl.DataFram
             pl.col(name).cast(pl.String) if name in frame.columns else pl.lit(None, pl.String).alias(name)
         )
     base = frame.select(cols)
+    check_row_grain(base, grain, week_start)
     dupes = base.group_by("sku_id", "date").len().filter(pl.col("len") > 1)
     if not dupes.is_empty():
         example = dupes.row(0, named=True)
@@ -209,8 +305,14 @@ def prepare_features(frame: pl.DataFrame, grain: Grain = "daily") -> pl.DataFram
             f"the features frame has {dupes.height} repeated (sku_id, date) pair(s), e.g. "
             f"sku_id={example['sku_id']} on {example['date']}: expected one row per SKU per day"
         )
+    base = base.sort("sku_id", "date")
     price = pl.coalesce("effective_price", "shelf_price")
-    reference = pl.coalesce("list_price", pl.col("shelf_price").drop_nulls().first().over("sku_id"))
+    # Future rows (plans) rarely carry the list price: compare them with the SKU's last one.
+    reference = pl.coalesce(
+        "list_price",
+        pl.col("list_price").forward_fill().over("sku_id"),
+        pl.col("shelf_price").drop_nulls().first().over("sku_id"),
+    )
     base = base.with_columns(
         pl.when((price > 0) & (reference > 0)).then((price / reference).log()).alias("log_price"),
         pl.col("competitor_gap_pct").clip(-1.0, 1.0).alias("competitor_gap"),
@@ -238,23 +340,24 @@ def prepare_features(frame: pl.DataFrame, grain: Grain = "daily") -> pl.DataFram
         "shopping_event",
         "event_phase",
     )
-    base = base.sort("sku_id", "date")
-    return aggregate_weekly(base) if grain == "weekly" else base
+    return aggregate_weekly(base, week_start) if grain == "weekly" else base
 
 
-def aggregate_weekly(daily: pl.DataFrame) -> pl.DataFrame:
-    """Aggregate prepared daily rows to ISO weeks (Monday start): units summed, the rest averaged.
+def aggregate_weekly(daily: pl.DataFrame, week_start: int = 0) -> pl.DataFrame:
+    """Aggregate prepared rows to weeks from ``week_start`` (0 = Monday): units summed, the rest averaged.
 
     A week is observed only when every day of it the SKU has a row for has units (a week that
     straddles the last data day is a future week); weeks starting before the first data day are
     dropped (they would be partial). Binary columns become the share of days (e.g. ``is_promo`` 3/7).
+    Rows that are already weekly, dated on the week's first day, map to themselves.
     """
     first_day = daily["date"].min()
+    offset = pl.duration(days=week_start)
     means = [
         c for c in daily.columns if c not in ("sku_id", "date", "units", "category_l1", "days_since_launch")
     ]
     weekly = (
-        daily.with_columns(pl.col("date").dt.truncate("1w").alias("_week"))
+        daily.with_columns(((pl.col("date") - offset).dt.truncate("1w") + offset).alias("_week"))
         .group_by("sku_id", "_week")
         .agg(
             pl.when(pl.col("units").null_count() == 0).then(pl.col("units").sum()).alias("units"),
@@ -263,8 +366,46 @@ def aggregate_weekly(daily: pl.DataFrame) -> pl.DataFrame:
             *(pl.col(c).mean() for c in means),
         )
         .rename({"_week": "date"})
-        .filter(pl.col("date") >= period_start(first_day, "weekly"))
+        .filter(pl.col("date") >= period_start(first_day, "weekly", week_start))
     )
-    if first_day != period_start(first_day, "weekly"):
+    if first_day != period_start(first_day, "weekly", week_start):
         weekly = weekly.filter(pl.col("date") > first_day)
     return weekly.select(daily.columns).sort("sku_id", "date")
+
+
+def prepare_history(frame: pl.DataFrame, grain: Grain = "daily", week_start: int = 0) -> pl.DataFrame:
+    """Prepared rows up to the last period with units: what a model may learn from.
+
+    Rows after the last day with units (future rows) are dropped; missing periods inside the
+    history stay missing (``units`` null: masked, never read as zero). For the weekly grain over
+    daily rows, a last week that the data covers only in part is dropped too.
+
+    Raises:
+        ForecastDataError: No row has units, or (weekly grain over daily rows) no week has units on
+            every day.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        prepare_features(frame, grain, week_start)  # raises with the columns it lacks
+    frame = frame.with_columns(pl.col("date").cast(pl.Date))
+    with_units = frame.filter(pl.col("units").is_not_null())
+    if with_units.is_empty():
+        raise ForecastDataError(
+            f"marts.{MART} has no row with units ({frame.height:,} rows up to "
+            f"{frame['date'].max() if frame.height else 'the run date'}): the column units is null on "
+            f"every row. Land sales (raw.daily_sales), rebuild and publish the marts, or choose a later "
+            f"--date"
+        )
+    last_day = with_units["date"].max()
+    weekly_rows = row_weekday(frame) is not None
+    prepared = prepare_features(frame.filter(pl.col("date") <= last_day), grain, week_start)
+    if grain == "weekly" and not weekly_rows:
+        prepared = prepared.filter(pl.col("date") <= last_complete_period(last_day, grain, week_start))
+        if prepared["units"].is_not_null().sum() == 0:
+            raise ForecastDataError(
+                f"no complete week of units in marts.{MART} up to {last_day}: with forecast.grain weekly "
+                f"and one row per day, a week (starting on {WEEKDAY_NAMES[week_start]}, land.week_start) "
+                f"counts only when every day of it has units, and none does. Land the missing days, or "
+                f"land one row per week (land.grain: weekly)"
+            )
+    return prepared

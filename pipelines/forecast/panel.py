@@ -49,7 +49,9 @@ class Panel:
         sku_ids: (S,) int64.
         periods: (T,) period start dates.
         units: (S, T) units sold, 0 where not observed.
-        observed: (S, T) bool: units known (the SKU existed and the period is in the past).
+        observed: (S, T) bool: units known (the SKU existed, the period is in the past and it is not
+            a missing period: no row, or ``units`` null). Unobserved periods are masked out of the
+            loss and the metrics, never read as zero sales.
         stockout: (S, T) stock-out flag (share of stock-out days for weekly).
         past: (S, T, len(PAST_FEATURES)), known: (S, T, len(KNOWN_FEATURES)), unstandardised.
         category: (S,) category_l1.
@@ -223,9 +225,12 @@ class FeatureStats:
     categories: list[str]
     past_features: list[str] = field(default_factory=lambda: list(PAST_FEATURES))
     known_features: list[str] = field(default_factory=lambda: list(KNOWN_FEATURES))
+    week_start: int = 0  # first day of a weekly period (0 = Monday); models saved before it: Monday
 
     @classmethod
-    def fit(cls, panel: Panel, lookback: int, horizon: int, last: int | None = None) -> FeatureStats:
+    def fit(
+        cls, panel: Panel, lookback: int, horizon: int, last: int | None = None, *, week_start: int = 0
+    ) -> FeatureStats:
         """Mean and sd of the standardised past features over observed periods up to ``last``."""
         upto = panel.n_periods if last is None else last + 1
         rows = panel.past[:, :upto][panel.observed[:, :upto]]
@@ -243,6 +248,7 @@ class FeatureStats:
             means=means.tolist(),
             stds=stds.tolist(),
             categories=sorted(set(panel.category.tolist())),
+            week_start=week_start,
         )
 
     @property

@@ -8,15 +8,17 @@ target_date, p10, p50, p90, mean, model_name, model_version, scored_at`` (for a 
 
 Active SKUs: a row with units in ``marts.mart_demand_features`` in the ``forecast.active_days``
 days up to the run date (so launched and recently seen). Inputs: each SKU's lookback of features,
-plus for the horizon the calendar from ``marts.dim_dates`` and any planned prices and promotions
-``marts.fct_prices_daily`` already holds for those days; prices without a plan are carried
-forward and no promotion assumed. SKUs are scored in chunks (``chunk_skus``), each read, forecast
-in large batches with ``forecast.score_threads`` torch threads, and collected before the write.
+plus for the horizon the calendar from ``marts.dim_dates`` and the known-future prices and
+promotions: the plans in ``marts.mart_demand_plans`` first, else what ``marts.fct_prices_daily``
+holds for those days; without either, prices are carried forward and no promotion is assumed
+(logged). SKUs are scored in chunks (``chunk_skus``), each read, forecast in large batches with
+``forecast.score_threads`` torch threads, and collected before the write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -26,8 +28,11 @@ from pipelines.forecast.features import (
     NUMERIC_COLUMNS,
     REQUIRED_COLUMNS,
     TEXT_COLUMNS,
+    ForecastDataError,
     normalise_types,
     period_days,
+    period_start,
+    row_weekday,
 )
 from pipelines.forecast.train import quantile_columns
 from pipelines.ml.scoring import ScoringError
@@ -36,6 +41,9 @@ if TYPE_CHECKING:
     from pipelines.config import Settings
     from pipelines.forecast.serving import Forecaster
 
+logger = logging.getLogger(__name__)
+
+PLANS = "mart_demand_plans"
 # What the output table keeps of the forecast (the quantile levels must include these).
 OUTPUT_QUANTILES = ("p10", "p50", "p90")
 _CALENDAR = (
@@ -54,6 +62,8 @@ _PLANNED = (
     "promo_day_number",
     "competitor_gap_pct",
 )
+# What marts.mart_demand_plans holds for the periods after the last sales period.
+_PLAN_COLUMNS = ("shelf_price", "effective_price", "is_promo", "discount_pct", "promo_day_number")
 
 
 def _columns(con: Any, schema: str, table: str) -> set[str]:
@@ -74,39 +84,60 @@ def active_skus(con: Any, run_date: dt.date, days: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-def _read_chunk(con: Any, skus: list[int], start: dt.date, run_date: dt.date, end: dt.date) -> pl.DataFrame:
-    """History rows ``start .. run_date`` and horizon rows ``run_date+1 .. end`` for ``skus``."""
+def _read_chunk(
+    con: Any, skus: list[int], start: dt.date, run_date: dt.date, end: dt.date, week_start: int
+) -> tuple[pl.DataFrame, int]:
+    """History rows ``start .. run_date`` and horizon rows up to ``end`` for ``skus``.
+
+    Horizon rows are one per SKU and day after the last period of history (after ``run_date`` for
+    daily rows, after the week holding it for weekly rows) with the calendar of ``marts.dim_dates``
+    and the planned prices and promotions (``marts.mart_demand_plans`` over
+    ``marts.fct_prices_daily``). Any of those tables may be absent.
+
+    Returns:
+        The rows, and how many of ``skus`` have a plan row in the horizon.
+    """
     mart_cols = _columns(con, "marts", MART)
     wanted = [
         c for c in dict.fromkeys((*REQUIRED_COLUMNS, *NUMERIC_COLUMNS, *TEXT_COLUMNS)) if c in mart_cols
     ]
     con.register("_score_skus", pl.DataFrame({"sku_id": skus}, schema={"sku_id": pl.Int64}).to_arrow())
     try:
-        history = con.sql(
-            f"select {', '.join(wanted)} from marts.{MART} "
-            "where sku_id in (select sku_id from _score_skus) and date between ? and ?",
-            params=[start, run_date],
-        ).pl()
-        dates_cols = [c for c in _CALENDAR if c in _columns(con, "marts", "dim_dates")]
-        price_cols = [c for c in _PLANNED if c in _columns(con, "marts", "fct_prices_daily")]
-        select = ", ".join(
-            ["s.sku_id", "d.date", *(f"d.{c}" for c in dates_cols), *(f"p.{c}" for c in price_cols)]
+        history = normalise_types(
+            con.sql(
+                f"select {', '.join(wanted)} from marts.{MART} "
+                "where sku_id in (select sku_id from _score_skus) and date between ? and ?",
+                params=[start, run_date],
+            ).pl()
         )
-        prices = "left join marts.fct_prices_daily p on p.sku_id = s.sku_id and p.date = d.date"
+        if row_weekday(history) is not None:  # weekly rows: the horizon starts after the last week
+            first = period_start(run_date, "weekly", week_start) + dt.timedelta(days=7)
+        else:
+            first = run_date + dt.timedelta(days=1)
+        days = pl.date_range(first, max(first, end), "1d", eager=True).alias("date")
+        con.register("_score_dates", days.to_frame().to_arrow())
+        calendar = [c for c in _CALENDAR if c in _columns(con, "marts", "dim_dates")]
+        prices = [c for c in _PLANNED if c in _columns(con, "marts", "fct_prices_daily")]
+        plans = [c for c in _PLAN_COLUMNS if c in _columns(con, "marts", PLANS)]
+        columns = ["s.sku_id", "d.date", *(f"c.{c}" for c in calendar)]
+        for c in dict.fromkeys((*prices, *plans)):
+            sources = [f"n.{c}"] * (c in plans) + [f"p.{c}"] * (c in prices)
+            columns.append(f"coalesce({', '.join(sources)}) as {c}")
+        joins = [
+            "left join marts.dim_dates c on c.date = d.date" if calendar else "",
+            "left join marts.fct_prices_daily p on p.sku_id = s.sku_id and p.date = d.date" if prices else "",
+            f"left join marts.{PLANS} n on n.sku_id = s.sku_id and n.date = d.date" if plans else "",
+        ]
+        has_plan = "n.sku_id is not null" if plans else "false"
         future = con.sql(
-            f"""
-            select {select}
-            from _score_skus s
-            cross join marts.dim_dates d
-            {prices if price_cols else ""}
-            where d.date > ? and d.date <= ?
-            """,
-            params=[run_date, end],
+            f"select {', '.join(columns)}, {has_plan} as _planned "
+            f"from _score_skus s cross join _score_dates d {' '.join(joins)}"
         ).pl()
     finally:
         con.unregister("_score_skus")
-    history = normalise_types(history)
-    return pl.concat([history, future], how="diagonal_relaxed")
+        con.unregister("_score_dates")
+    planned = future.filter(pl.col("_planned"))["sku_id"].n_unique()
+    return pl.concat([history, future.drop("_planned")], how="diagonal_relaxed"), planned
 
 
 def forecast_active_skus(
@@ -134,7 +165,8 @@ def forecast_active_skus(
         ``sku_id, target_date, p10, p50, p90, mean``.
 
     Raises:
-        ScoringError: No active SKU for the date, or a model without the output's quantiles.
+        ScoringError: No active SKU for the date, a model without the output's quantiles, or
+            features the model cannot read (the message says which).
     """
     horizon = horizon or forecaster.horizon
     missing = [q for q in OUTPUT_QUANTILES if q not in quantile_columns(forecaster.quantiles)]
@@ -150,16 +182,30 @@ def forecast_active_skus(
     skus = active_skus(con, run_date, days)
     if not skus:
         raise ScoringError(f"no active SKU on {run_date}: no units in marts.{MART} in the {days} days before")
-    parts = []
+    parts, planned = [], 0
     for i in range(0, len(skus), chunk_skus):
-        frame = _read_chunk(con, skus[i : i + chunk_skus], start, run_date, end)
-        parts.append(
-            forecaster.predict(
+        frame, with_plans = _read_chunk(
+            con, skus[i : i + chunk_skus], start, run_date, end, forecaster.week_start
+        )
+        planned += with_plans
+        try:
+            forecast = forecaster.predict(
                 frame,
                 origin=run_date,
                 horizon=horizon,
                 batch_size=batch_size,
                 threads=settings.forecast.score_threads,
             )
+        except ForecastDataError as exc:  # the data, not the code: a message, not a traceback
+            raise ScoringError(f"cannot score {run_date}: {exc}") from exc
+        parts.append(forecast)
+    if planned:
+        logger.info("planned prices or promotions from marts.%s for %d of %d SKUs", PLANS, planned, len(skus))
+    else:
+        logger.warning(
+            "no planned prices or promotions in marts.%s for the horizon after %s: prices are carried "
+            "forward (unless marts.fct_prices_daily holds them) and no promotion is assumed",
+            PLANS,
+            run_date,
         )
     return pl.concat(parts).select("sku_id", "target_date", *OUTPUT_QUANTILES, "mean")

@@ -20,7 +20,13 @@ import torch
 
 from pipelines.forecast.data import load_demand_features
 from pipelines.forecast.datamodule import DemandDataModule
-from pipelines.forecast.features import ForecastDataError, last_complete_period, period_days, prepare_features
+from pipelines.forecast.features import (
+    ForecastDataError,
+    origin_period,
+    period_days,
+    prepare_features,
+    row_weekday,
+)
 from pipelines.forecast.module import DemandForecastModule
 from pipelines.forecast.network import DemandNetwork
 from pipelines.forecast.panel import FeatureStats, Panel, build_panel, censor_after, gather_windows
@@ -82,6 +88,10 @@ class TrainedForecaster:
     def grain(self) -> str:
         return self.stats.grain
 
+    @property
+    def week_start(self) -> int:
+        return self.stats.week_start
+
     def predict(
         self,
         features: pl.DataFrame,
@@ -98,8 +108,10 @@ class TrainedForecaster:
                 ``origin`` may carry known covariates for the horizon (planned prices, promotions,
                 calendar); their units and other past-only columns are ignored. Without them, prices
                 are carried forward, no promotion is assumed and the calendar comes from the date.
-            origin: Last day of history (default: the last day with units). For weekly models, the
-                last ISO week that ends on or before it.
+            origin: Last day of history (default: the last day with units). For weekly models over
+                daily rows, the last week (starting on the trained week start) that ends on or
+                before it; over weekly rows (dated on the week's first day), the week that starts
+                on or before it.
             horizon: Periods to forecast (default and maximum: the trained horizon).
             batch_size: Windows per forward pass.
             threads: Torch intra-op threads for the forward passes (default: torch's setting).
@@ -109,8 +121,8 @@ class TrainedForecaster:
             columns follow the trained levels), in units per period.
         """
         horizon = check_horizon(horizon, self.horizon)
-        panel, t0, origin_period, series = origin_panel(
-            features, origin, self.stats.grain, self.stats.lookback, horizon
+        panel, t0, first_period, series = origin_panel(
+            features, origin, self.stats.grain, self.stats.lookback, horizon, self.stats.week_start
         )
         qcols = quantile_columns(self.quantiles)
         if len(series) == 0:
@@ -130,7 +142,7 @@ class TrainedForecaster:
                 )
                 out_q[i : i + len(chunk)] = q.numpy() * w["scale"][:, None, None]
                 out_mean[i : i + len(chunk)] = m.numpy() * w["scale"][:, None]
-        return forecast_frame(panel, series, origin_period, out_q, out_mean, qcols)
+        return forecast_frame(panel, series, first_period, out_q, out_mean, qcols)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``network.pt`` (state dict) and ``forecaster.json`` (stats, config, metrics)."""
@@ -173,7 +185,12 @@ def check_horizon(horizon: int | None, trained: int) -> int:
 
 
 def origin_panel(
-    features: pl.DataFrame, origin: dt.date | None, grain: str, lookback: int, horizon: int
+    features: pl.DataFrame,
+    origin: dt.date | None,
+    grain: str,
+    lookback: int,
+    horizon: int,
+    week_start: int = 0,
 ) -> tuple[Panel, int, dt.date, np.ndarray]:
     """The panel a forecast from ``origin`` needs: ``lookback`` periods of history, ``horizon`` ahead.
 
@@ -191,23 +208,24 @@ def origin_panel(
             raise ForecastDataError("no rows with units: nothing to forecast from")
         origin = seen["date"].max()
     step = period_days(grain)  # type: ignore[arg-type]
-    origin_period = last_complete_period(origin, grain)  # type: ignore[arg-type]
-    start = origin_period - dt.timedelta(days=step * (lookback - 1))
-    end = origin_period + dt.timedelta(days=step * horizon)
+    weekly_rows = row_weekday(features.filter(pl.col("date") <= origin)) is not None
+    first = origin_period(origin, grain, week_start, weekly_rows=weekly_rows)  # type: ignore[arg-type]
+    start = first - dt.timedelta(days=step * (lookback - 1))
+    end = first + dt.timedelta(days=step * horizon)
     frame = censor_after(features, origin).filter(
         pl.col("date").is_between(start - dt.timedelta(days=7), end + dt.timedelta(days=6))
     )
-    prepared = prepare_features(frame, grain)  # type: ignore[arg-type]
+    prepared = prepare_features(frame, grain, week_start)  # type: ignore[arg-type]
     panel = build_panel(prepared, grain, start=start, end=end)  # type: ignore[arg-type]
-    t0 = panel.index_of(origin_period)
+    t0 = panel.index_of(first)
     series = np.flatnonzero(panel.observed[:, : t0 + 1].any(axis=1))
-    return panel, t0, origin_period, series
+    return panel, t0, first, series
 
 
 def forecast_frame(
     panel: Panel,
     series: np.ndarray,
-    origin_period: dt.date,
+    first_period: dt.date,
     quantiles: np.ndarray,
     mean: np.ndarray,
     qcols: list[str],
@@ -215,7 +233,7 @@ def forecast_frame(
     """One row per SKU and period from (S, H, Q) quantile and (S, H) mean forecasts."""
     n, horizon = mean.shape
     step = period_days(panel.grain)  # type: ignore[arg-type]
-    targets = [origin_period + dt.timedelta(days=step * h) for h in range(1, horizon + 1)]
+    targets = [first_period + dt.timedelta(days=step * h) for h in range(1, horizon + 1)]
     data: dict[str, Any] = {
         "sku_id": np.repeat(panel.sku_ids[series], horizon),
         "step": np.tile(np.arange(1, horizon + 1), n).astype(np.int32),
