@@ -165,7 +165,7 @@ def build_panel(
         pl.col("units").is_not_null().alias("_observed"),
         pl.col("units").fill_null(0.0),
         pl.col("stockout").fill_null(0.0),
-        # calendar from the period's own date (weekly: its Monday)
+        # calendar from the period's own date (weekly: its first day)
         (dow * two_pi / 7).sin().alias("dow_sin"),
         (dow * two_pi / 7).cos().alias("dow_cos"),
         (dow >= 6).cast(pl.Float64).alias("is_weekend"),

@@ -4,7 +4,7 @@
 (:func:`pipelines.ml.scoring.score_family`) stamps the rows with the model version and writes
 ``forecasts.demand_forecast``: one row per run date, SKU and target period, ``run_date, sku_id,
 target_date, p10, p50, p90, mean, model_name, model_version, scored_at`` (for a weekly model
-``target_date`` is the week's Monday and values are weekly).
+``target_date`` is the week's first day, ``land.week_start``, and values are weekly).
 
 Active SKUs: a row with units in ``marts.mart_demand_features`` in the ``forecast.active_days``
 days up to the run date (so launched and recently seen). Inputs: each SKU's lookback of features,

@@ -202,3 +202,41 @@ def test_weekly_grain_trains_and_forecasts_iso_weeks(small_settings) -> None:
     ]
     weekly_units = frame.filter(pl.col("date") <= origin)["units"].mean() * 7
     assert 0.3 < out["mean"].mean() / weekly_units < 3  # weekly, not daily, magnitudes
+
+
+def test_weekly_rows_with_thursday_weeks_and_missing_weeks_train_and_forecast(small_settings) -> None:
+    """A scanner export's shape: one row per SKU per Thursday week, some weeks missing."""
+    daily = features(n_skus=6, days=364, seed=7)
+    offset = pl.duration(days=3)
+    weekly = (
+        daily.with_columns(((pl.col("date") - offset).dt.truncate("1w") + offset).alias("date"))
+        .group_by("sku_id", "date")
+        .agg(
+            pl.col("units").sum(),
+            pl.len().alias("_days"),
+            pl.col("category_l1", "list_price").first(),
+            pl.col("shelf_price", "effective_price", "discount_pct").mean(),
+            pl.col("is_promo").any(),
+        )
+        .filter(pl.col("_days") == 7)
+        .drop("_days")
+    )
+    rng = np.random.default_rng(1)
+    weekly = weekly.filter(pl.Series(rng.random(weekly.height) > 0.1))  # ~10% of weeks missing
+    assert (weekly["date"].dt.weekday() == 4).all()  # Thursdays
+    params = small_settings.forecast.model_copy(
+        update={
+            "grain": "weekly",
+            "week_start": 3,
+            "lookback": 8,
+            "horizon": 4,
+            "epochs": 2,
+            "batch_size": 32,
+        }
+    )
+    model = train_forecaster(small_settings, weekly, params=params)
+    last = weekly["date"].max()
+    out = model.predict(weekly)
+    assert out["target_date"].unique().sort().to_list() == [last + dt.timedelta(weeks=k) for k in range(1, 5)]
+    assert out["sku_id"].n_unique() == 6 and out["mean"].is_finite().all()
+    assert 0.3 < out["mean"].mean() / weekly["units"].mean() < 3  # weekly magnitudes
