@@ -66,6 +66,28 @@ def _generate(settings: Settings, scale: str, seed: int, start: dt.date, out_dir
     return target
 
 
+def _generate_retailer(
+    settings: Settings, size: str, seed: int, start: dt.datetime | None, out_dir: Path | None
+) -> None:
+    from pipelines.data.retailer import DEFAULT_START, write_retailer_export
+
+    folder = settings.data_dir / "retailer"
+    result = write_retailer_export(
+        settings.resolve(out_dir) if out_dir else folder / "export",
+        folder / "truth",
+        size=size,
+        seed=seed,
+        start=start.date() if start else DEFAULT_START,
+    )
+    out.print(
+        f"wrote a {size} retailer export (seed {seed}) in {result.seconds:.1f}s: "
+        f"{sum(result.rows.values()):,} rows in {len(result.rows)} tables, weeks {result.first_week} to "
+        f"{result.last_week}, plans to {result.plan_until} -> {result.out_dir}",
+        highlight=False,
+    )
+    out.print(f"truth -> {result.truth_dir}; land it as batch {result.batch_date}", highlight=False)
+
+
 @app.command()
 def generate(
     scale: Annotated[
@@ -78,10 +100,23 @@ def generate(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: data/generated)")
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="world: the simulated shop (every contract table, daily); retailer: a retailer's "
+            "weekly export (4 tables, string SKU codes, gaps, plans) into data/retailer/export, "
+            "--scale tiny or small; land it with ECOM_PARAMS=examples/retailer/params.yaml"
+        ),
+    ] = "world",
 ) -> None:
-    """Simulate the e-commerce world and write it in the landing contract."""
+    """Simulate the e-commerce world (or a retailer's export) and write it in the landing contract."""
     s = _settings()
+    if profile not in ("world", "retailer"):
+        raise _fail(f"unknown --profile {profile!r}: world or retailer", 2)
     try:
+        if profile == "retailer":
+            _generate_retailer(s, scale or "small", 7 if seed is None else seed, start, out_dir)
+            return
         _generate(
             s,
             scale or s.generate.scale,
@@ -217,6 +252,17 @@ def validate_raw_cmd(
     except QualityError as exc:
         raise _fail(str(exc)) from exc
     out.print(result.summary(), highlight=False)
+    from pipelines.capabilities import warehouse_capabilities
+
+    off = [
+        c.capability.name
+        for c in warehouse_capabilities(s.warehouse_path, s.warehouse.memory_limit).values()
+        if not c.on
+    ]
+    if off:
+        out.print(
+            f"capabilities off (no rows landed yet): {', '.join(off)}; `ecom doctor` says what fills them"
+        )
 
 
 @validate_app.command("marts")
