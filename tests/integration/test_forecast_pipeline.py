@@ -1,8 +1,9 @@
 """Train -> register -> promote -> score -> plan, against a small warehouse built here.
 
 The warehouse holds contract-shaped published marts (``mart_demand_features``, ``dim_products``,
-``dim_dates``, ``fct_inventory_daily``, ``fct_prices_daily``) and ``raw.purchase_orders``, written
-directly (not by the generator or dbt), with weekly seasonality and promotions the LSTM can learn.
+``dim_dates``, ``fct_inventory_daily``, ``fct_prices_daily``, ``mart_demand_plans``),
+``raw.purchase_orders`` and ``raw.inventory_snapshots``, written directly (not by the generator or
+dbt), with weekly seasonality and promotions the LSTM can learn.
 """
 
 from __future__ import annotations
@@ -109,10 +110,19 @@ def _tables(seed: int = 0) -> dict[str, pl.DataFrame]:
     return {
         "marts.mart_demand_features": pl.concat(features),
         "marts.fct_prices_daily": pl.concat(prices),
+        # the known future: prices and promotions planned for the days after the run date
+        "marts.mart_demand_plans": pl.concat(prices)
+        .filter(pl.col("date") > RUN_DATE)
+        .drop("competitor_gap_pct")
+        .with_columns(pl.when(pl.col("is_promo")).then(pl.lit("discount")).alias("promo_type")),
         "marts.fct_inventory_daily": pl.concat(inventory),
         "marts.dim_dates": dates,
         "marts.dim_products": products,
         "raw.purchase_orders": pl.DataFrame(orders),
+        # what switches the inventory capability (and so the replenishment plan) on
+        "raw.inventory_snapshots": pl.concat(inventory).select(
+            "date", "sku_id", "warehouse_id", "on_hand_units"
+        ),
     }
 
 
@@ -226,12 +236,14 @@ def test_the_champion_loads_as_pyfunc_and_forecasts_from_a_features_frame(traine
     assert (out["p10"] <= out["p50"]).all() and (out["p50"] <= out["p90"]).all()
 
 
-def test_scoring_writes_every_active_sku_and_is_idempotent(trained) -> None:
+def test_scoring_writes_every_active_sku_and_is_idempotent(trained, caplog) -> None:
     from pipelines.forecast.family import FORECAST
     from pipelines.ml.scoring import score_family
 
     settings, _ = trained
-    first = score_family(FORECAST, settings, RUN_DATE)
+    with caplog.at_level("INFO", logger="pipelines.forecast.score"):
+        first = score_family(FORECAST, settings, RUN_DATE)
+    assert f"from marts.mart_demand_plans for {N_SKUS} of {N_SKUS} SKUs" in caplog.text
     assert first.rows == N_SKUS * 7 and first.entities == N_SKUS and first.model_version == "1"
     con = duckdb.connect(str(settings.warehouse_path))
     cols = "run_date, sku_id, target_date, p10, p50, p90, mean, model_version"
