@@ -19,7 +19,8 @@
       * new rows = raw rows with `_batch_date` above the model's `max(_source_batch_date)` or
         `_loaded_at` above its `max(_source_loaded_at)` (so a re-landed batch is picked up too);
       * touched business dates = the dates of those rows (`date_column`);
-      * write range = [min touched date, max touched date + lookback_days]: a change on day t moves
+      * write range = [min touched date, max touched date + lookback_days] (weekly sales: from the
+        first day of the touched date's week): a change on day t moves
         the lags / trailing windows of days t+1 .. t+lookback. For change-point sources
         (`open_ended`: prices valid until the next change) the range is open to the last day;
       * read range = write range widened by lookback_days into the past, so lags, rolling means and
@@ -104,6 +105,14 @@
     {%- if reprocess_from -%}
         {%- set write_from = reprocess_from if (write_from is none or reprocess_from < write_from) else write_from -%}
         {%- set write_to = none -%}
+    {%- endif -%}
+
+    {#- Weekly sales: a change on any day of a week (a daily context table, a price change point)
+        rewrites that whole week's row, so the range starts on the week's first day. -#}
+    {%- if write_from is not none and is_weekly() -%}
+        {%- set write_from = run_query(
+            "select cast(" ~ week_start_of("cast('" ~ write_from ~ "' as date)") ~ " as varchar)"
+        ).rows[0][0] -%}
     {%- endif -%}
 
     {%- if write_from is none -%}

@@ -165,12 +165,12 @@
 {#-
     Robust outlier rule: |x - median| / max(1.4826 * MAD, floor) > outlier_z. 1.4826 * MAD estimates
     the standard deviation of normal data; the floor keeps series whose MAD is 0 (intermittent
-    sales, constant prices) from flagging every small move. Fewer than `outlier_min_history_days`
-    days of history (a new SKU ramping up) or a null value -> not flagged.
+    sales, constant prices) from flagging every small move. Fewer than `min_history` values of
+    history (default outlier_min_history_days: a new SKU ramping up) or a null value -> not flagged.
 -#}
-{% macro robust_outlier_flag(value, median, mad, floor, history_days) %}
+{% macro robust_outlier_flag(value, median, mad, floor, history_days, min_history=none) %}
     coalesce(
-        {{ history_days }} >= {{ var('outlier_min_history_days') }}
+        {{ history_days }} >= {{ min_history if min_history is not none else var('outlier_min_history_days') }}
         and abs({{ value }} - {{ median }})
             / greatest(1.4826 * {{ mad }}, {{ floor }}) > {{ var('outlier_z') }},
         false

@@ -31,11 +31,14 @@ sku_days as (
         date,
         sku_id,
         cast(sum(units) as bigint) as units,
-        cast(sum(case when channel = 'app' then units else 0 end) as bigint) as units_app,
-        cast(sum(case when channel = 'web' then units else 0 end) as bigint) as units_web,
+        -- null, not 0, where the SKU-period has no row of the channel (a retailer selling in one
+        -- channel has no app or web sales at all)
+        cast(sum(case when channel = 'app' then units end) as bigint) as units_app,
+        cast(sum(case when channel = 'web' then units end) as bigint) as units_web,
         sum(revenue) as revenue,
-        -- stock is shared by the channels: out of stock on any channel means out of stock
-        max(case when stockout then 1 else 0 end) = 1 as stockout,
+        -- stock is shared by the channels: out of stock on any channel means out of stock; unknown
+        -- where no channel's flag is known (no stock-out flag landed, no inventory to impute it from)
+        max(case when stockout then 1 when not stockout then 0 end) = 1 as stockout,
         max(case when is_units_outlier then 1 else 0 end) = 1 as is_units_outlier
     from sales
     group by date, sku_id
@@ -69,10 +72,10 @@ final as (
         is_units_outlier,
         instock_mean_units,
         -- censored demand on a stock-out day: what an in-stock day sold, less what was still sold;
-        -- no in-stock day in the window -> no estimate (0)
+        -- no in-stock day in the window -> no estimate (0); stock-out unknown -> unknown
         case
             when stockout then greatest(0, coalesce(instock_mean_units, 0) - units)
-            else 0
+            when not stockout then 0
         end as lost_units,
         {{ audit_columns(w) }}
     from baseline

@@ -23,7 +23,11 @@ with
 
 spine as (
 
-    select * from {{ ref('int_sku_days_spined') }}
+    -- period_end: the period's last day (the day itself on the daily grain)
+    select
+        *,
+        {{ 'date + 6' if is_weekly() else 'date' }} as period_end
+    from {{ ref('int_sku_days_spined') }}
     where {{ in_window('date', w, 'write') }}
 
 ),
@@ -36,7 +40,9 @@ promotions as (
 
 latest_started as (
 
-    -- at most one promotion per SKU and day (contract): the latest one started on or before the day
+    -- at most one promotion per SKU and day (contract): the latest one started on or before the
+    -- day; on the weekly grain, on or before the week's last day, so a promotion that starts
+    -- mid-week promotes its week
     select
         spine.date,
         spine.sku_id,
@@ -46,7 +52,7 @@ latest_started as (
         promotions.start_date,
         promotions.end_date
     from spine
-    {{ asof_left_join('promotions', 'promotions', 'spine', ['sku_id'], 'date', 'start_date') }}
+    {{ asof_left_join('promotions', 'promotions', 'spine', ['sku_id'], 'period_end', 'start_date') }}
 
 ),
 
@@ -58,7 +64,8 @@ final as (
         promo_id,
         promo_type,
         discount_pct,
-        date - start_date + 1 as promo_day_number,
+        -- weekly: a promotion that starts within the week is on its day 1 in that week
+        greatest(date - start_date + 1, 1) as promo_day_number,
         end_date - start_date + 1 as promo_length_days,
         {{ audit_columns(w) }}
     from latest_started

@@ -14,7 +14,7 @@ dates as (
 
 sales_days as (
 
-    -- the data window: first to last day with sales facts
+    -- the data window: first to last period with sales facts
     select
         min(date) as first_day,
         max(date) as last_day
@@ -22,17 +22,31 @@ sales_days as (
 
 ),
 
+periods as (
+
+    -- the days a sales row can be dated: every day, or (weekly sales) the weeks' first days
+    select date
+    from dates
+    {%- if is_weekly() %}
+    where day_of_week = {{ week_start_isodow() }}
+    {%- endif %}
+
+),
+
 final as (
 
     select
-        dates.date,
+        periods.date,
         products.sku_id,
-        dates.date - products.launch_date as days_since_launch
+        periods.date - products.launch_date as days_since_launch
     from products
     cross join sales_days
-    inner join dates
-        on dates.date >= coalesce(greatest(products.launch_date, sales_days.first_day), sales_days.first_day)
-        and dates.date <= sales_days.last_day
+    inner join periods
+        -- from the SKU's launch period (a week launched mid-week counts from its first day)
+        on periods.date >= coalesce(
+            greatest({{ period_start('products.launch_date') }}, sales_days.first_day), sales_days.first_day
+        )
+        and periods.date <= sales_days.last_day
 
 )
 

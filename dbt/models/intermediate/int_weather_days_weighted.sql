@@ -25,19 +25,28 @@ signups as (
 
 ),
 
+customers_landed as (
+
+    select exists (select 1 from customers) as has_rows
+
+),
+
 region_weights as (
 
     -- customers per region signed up by that day (a customer without a signup date counts from
-    -- the start): the weights follow the customer base as it was, so history never changes
+    -- the start): the weights follow the customer base as it was, so history never changes.
+    -- Without a customer master (an optional table) every region weighs the same.
     select
         weather.date,
         weather.region,
-        sum(signups.customers) as customers
+        case when customers_landed.has_rows then sum(signups.customers) else 1 end as customers
     from weather
-    inner join signups
+    cross join customers_landed
+    left join signups
         on weather.region = signups.region
         and (signups.signup_date <= weather.date or signups.signup_date is null)
-    group by weather.date, weather.region
+    group by weather.date, weather.region, customers_landed.has_rows
+    having not customers_landed.has_rows or sum(signups.customers) is not null
 
 ),
 

@@ -24,6 +24,33 @@ own_prices as (
 
 ),
 
+sku_codes as (
+
+    select id, code from {{ ref('stg_shop__id_codes') }}
+    where id_column = 'sku_id'
+
+),
+
+first_sales as (
+
+    -- the first day a SKU sold: its launch when neither the master nor the prices tell (a retailer's
+    -- export rarely has launch dates, and a late-starting SKU is not missing its early weeks).
+    -- From raw: a correction never moves a row's date, and the deduplicated view costs a full rank.
+    select
+        cast(sku_id as bigint) as sku_id,
+        cast(min(date) as date) as first_sale_date
+    from {{ source('raw', 'daily_sales') }}
+    where sku_id is not null
+    group by cast(sku_id as bigint)
+
+),
+
+purchase_orders_landed as (
+
+    {{ source_has_rows(source('raw', 'purchase_orders')) }}
+
+),
+
 latest_purchase_orders as (
 
     select
@@ -71,6 +98,8 @@ joined as (
 
     select
         products.sku_id,
+        -- the retailer's own code where the id landed as one ('OJ-TROP-64'), else the id as text
+        coalesce(sku_codes.code, cast(products.sku_id as varchar)) as sku_code,
         products.sku_name,
         products.category_l1,
         products.category_l2,
@@ -79,16 +108,28 @@ joined as (
         products.unit_cost is null and latest_purchase_orders.unit_cost is not null as is_unit_cost_imputed,
         coalesce(products.list_price, first_prices.first_shelf_price) as list_price,
         products.list_price is null and first_prices.first_shelf_price is not null as is_list_price_imputed,
-        coalesce(products.launch_date, first_prices.first_price_date) as launch_date,
-        products.launch_date is null and first_prices.first_price_date is not null as is_launch_date_imputed,
+        coalesce(
+            products.launch_date, least(first_prices.first_price_date, first_sales.first_sale_date)
+        ) as launch_date,
+        products.launch_date is null
+            and coalesce(first_prices.first_price_date, first_sales.first_sale_date) is not null
+            as is_launch_date_imputed,
         products.warehouse_id,
         warehouses.warehouse_name,
         warehouses.region as warehouse_region,
         latest_purchase_orders.supplier_id,
-        coalesce(purchase_order_summary.purchase_orders, 0) as purchase_orders,
+        -- null, not 0, where no purchase order was ever landed (an optional table)
+        case
+            when purchase_orders_landed.has_rows then coalesce(purchase_order_summary.purchase_orders, 0)
+        end as purchase_orders,
         purchase_order_summary.mean_lead_time_days,
         purchase_order_summary.mean_days_late
     from products
+    cross join purchase_orders_landed
+    left join sku_codes
+        on products.sku_id = sku_codes.id
+    left join first_sales
+        on products.sku_id = first_sales.sku_id
     left join warehouses
         on products.warehouse_id = warehouses.warehouse_id
     left join latest_purchase_orders

@@ -42,7 +42,8 @@ lines as (
         promo_days.sku_id is not null as is_promo
     from order_lines
     left join promo_days
-        on order_lines.order_date = promo_days.date
+        -- weekly sales: the promotion of the order day's week
+        on {{ period_start('order_lines.order_date') }} = promo_days.date
         and order_lines.sku_id = promo_days.sku_id
 
 ),

@@ -7,7 +7,9 @@
     )
 }}
 
-{%- set baseline_weeks = var('outlier_baseline_weeks') -%}
+{#- Weekly sales have one value a week: a longer baseline, and its minimum history in weeks. -#}
+{%- set baseline_weeks = var('outlier_weekly_baseline_weeks') if is_weekly() else var('outlier_baseline_weeks') -%}
+{%- set min_history = var('outlier_weekly_min_history') if is_weekly() else var('outlier_min_history_days') -%}
 {#- a day's baseline spans the full weeks before its own week: up to 7 * weeks + 6 days back -#}
 {%- set w = incremental_window(
     sources=[
@@ -40,7 +42,7 @@ inventory as (
             select 1
             from sales
             where sales.stockout is null
-                and sales.date = inventory.date
+                and sales.date{{ " + 6" if is_weekly() }} = inventory.date
                 and sales.sku_id = inventory.sku_id
         )
     group by inventory.date, inventory.sku_id
@@ -66,18 +68,20 @@ final as (
         sales.units,
         sales.revenue,
         sales.price_paid,
-        -- no stock-out flag landed: out of stock when the day ended with nothing on hand
+        -- no stock-out flag landed: out of stock when the day (weekly sales: the week's last day)
+        -- ended with nothing on hand
         coalesce(sales.stockout, inventory.on_hand_units = 0) as stockout,
         sales.stockout is null as is_stockout_imputed,
         -- counts are discrete and often intermittent (MAD 0): a robust SD of at least one unit
         {{ robust_outlier_flag(
-            'sales.units', 'baselines.units_median', 'baselines.units_mad', 1.0, 'baselines.baseline_days'
+            'sales.units', 'baselines.units_median', 'baselines.units_mad', 1.0, 'baselines.baseline_days',
+            min_history
         ) }} as is_units_outlier,
         -- shelf prices sit still for weeks (MAD 0): a robust SD of at least 15% of the median price,
         -- so promotions (up to -50%) pass and only implausible prices are flagged
         {{ robust_outlier_flag(
             'sales.price_paid', 'baselines.price_median', 'baselines.price_mad',
-            '0.15 * baselines.price_median', 'baselines.baseline_days'
+            '0.15 * baselines.price_median', 'baselines.baseline_days', min_history
         ) }} as is_price_outlier,
         baselines.units_median as units_baseline_median,
         baselines.units_mad as units_baseline_mad,
@@ -92,7 +96,7 @@ final as (
         and cast(date_trunc('week', sales.date) as date) = baselines.baseline_week
     left join inventory
         on sales.sku_id = inventory.sku_id
-        and sales.date = inventory.date
+        and sales.date{{ " + 6" if is_weekly() }} = inventory.date
     where {{ in_window('sales.date', w, 'write') }}
 
 )

@@ -44,6 +44,17 @@ browsing as not materialized (
 
 ),
 
+landed as (
+
+    -- which optional tables hold any row: a count from one never landed is unknown (null), not 0
+    select
+        exists (select 1 from {{ source('raw', 'order_lines') }}) as has_orders,
+        exists (select 1 from {{ source('raw', 'returns') }}) as has_returns,
+        exists (select 1 from {{ source('raw', 'service_tickets') }}) as has_tickets,
+        exists (select 1 from {{ source('raw', 'browsing_events') }}) as has_browsing
+
+),
+
 order_totals as (
 
     -- Lifetime totals are the totals as of the date for every customer whose last order is not
@@ -195,29 +206,31 @@ final as (
         customers.preferred_channel,
         {{ as_of_date }} - customers.signup_date as tenure_days,
         rfm.recency_days,
-        coalesce(rfm.frequency, 0) as frequency,
-        coalesce(rfm.monetary, 0) as monetary,
+        case when landed.has_orders then coalesce(rfm.frequency, 0) end as frequency,
+        case when landed.has_orders then coalesce(rfm.monetary, 0) end as monetary,
         rfm.r_score,
         rfm.f_score,
         rfm.m_score,
         cast(rfm.r_score as varchar) || cast(rfm.f_score as varchar) || cast(rfm.m_score as varchar)
             as rfm_cell,
         rfm.monetary / nullif(rfm.frequency, 0) as aov,
-        coalesce(rfm.orders_last_90d, 0) as orders_last_90d,
-        coalesce(return_summary.returns, 0) as returns,
-        coalesce(return_summary.returned_units, 0) as returned_units,
-        coalesce(return_summary.refunded_amount, 0) as refunded_amount,
-        cast(coalesce(return_summary.returned_units, 0) as double precision) / nullif(rfm.units, 0)
-            as return_rate,
-        coalesce(ticket_summary.tickets, 0) as tickets,
-        coalesce(ticket_summary.open_tickets, 0) as open_tickets,
+        case when landed.has_orders then coalesce(rfm.orders_last_90d, 0) end as orders_last_90d,
+        case when landed.has_returns then coalesce(return_summary.returns, 0) end as returns,
+        case when landed.has_returns then coalesce(return_summary.returned_units, 0) end as returned_units,
+        case when landed.has_returns then coalesce(return_summary.refunded_amount, 0) end as refunded_amount,
+        case when landed.has_returns then
+            cast(coalesce(return_summary.returned_units, 0) as double precision) / nullif(rfm.units, 0)
+        end as return_rate,
+        case when landed.has_tickets then coalesce(ticket_summary.tickets, 0) end as tickets,
+        case when landed.has_tickets then coalesce(ticket_summary.open_tickets, 0) end as open_tickets,
         rfm.promo_unit_share,
         rfm.app_order_share,
         1 - rfm.app_order_share as web_order_share,
-        coalesce(browsing_summary.views, 0) as views,
-        coalesce(browsing_summary.add_to_carts, 0) as add_to_carts,
-        coalesce(browsing_summary.views_last_30d, 0) as views_last_30d
+        case when landed.has_browsing then coalesce(browsing_summary.views, 0) end as views,
+        case when landed.has_browsing then coalesce(browsing_summary.add_to_carts, 0) end as add_to_carts,
+        case when landed.has_browsing then coalesce(browsing_summary.views_last_30d, 0) end as views_last_30d
     from customers
+    cross join landed
     left join rfm
         on customers.customer_id = rfm.customer_id
     left join return_summary

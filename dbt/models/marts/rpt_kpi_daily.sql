@@ -30,21 +30,31 @@ sku_days as (
 orders as (
 
     select * from {{ ref('fct_orders') }}
-    where {{ in_window('order_date', w, 'read') }}
+    where {{ in_window(period_start('order_date'), w, 'read') }}
 
 ),
 
 inventory as (
 
     select * from {{ ref('fct_inventory_daily') }}
-    where {{ in_window('date', w, 'read') }}
+    where {{ in_window(period_start('date'), w, 'read') }}
 
 ),
 
 returns as (
 
     select * from {{ ref('stg_shop__returns') }}
-    where {{ in_window('return_date', w, 'read') }}
+    where {{ in_window(period_start('return_date'), w, 'read') }}
+
+),
+
+landed as (
+
+    -- which optional tables hold any row: a count from one that was never landed is unknown (null)
+    select
+        exists (select 1 from {{ source('raw', 'order_lines') }}) as has_orders,
+        exists (select 1 from {{ source('raw', 'inventory_snapshots') }}) as has_inventory,
+        exists (select 1 from {{ source('raw', 'returns') }}) as has_returns
 
 ),
 
@@ -56,6 +66,8 @@ sales_by_day as (
         cast(sum(units) as bigint) as units,
         count(*) as active_skus,
         sum(case when stockout then 1 else 0 end) as stockout_skus,
+        -- SKUs whose stock-out flag is known: the stock-out rate's denominator
+        count(stockout) as stockout_known_skus,
         {{ round_to('sum(lost_units)', 4) }} as lost_units
     from sku_days
     group by date
@@ -65,31 +77,47 @@ sales_by_day as (
 orders_by_day as (
 
     select
-        order_date as date,
+        {{ period_start('order_date') }} as date,
         count(distinct order_id) as orders
     from orders
-    group by order_date
+    group by {{ period_start('order_date') }}
 
 ),
 
 inventory_by_day as (
 
+    {%- if is_weekly() %}
+    -- a week's inventory value at its end (its last day with snapshots), its COGS summed
+    select
+        period_date as date,
+        {{ round_to('sum(case when date = last_day then inventory_value end)') }} as inventory_value,
+        {{ round_to('sum(cogs)') }} as cogs
+    from (
+        select
+            *,
+            {{ period_start('date') }} as period_date,
+            max(date) over (partition by {{ period_start('date') }}) as last_day
+        from inventory
+    ) as inventory_days
+    group by period_date
+    {%- else %}
     select
         date,
         {{ round_to('sum(inventory_value)') }} as inventory_value,
         {{ round_to('sum(cogs)') }} as cogs
     from inventory
     group by date
+    {%- endif %}
 
 ),
 
 returns_by_day as (
 
     select
-        return_date as date,
+        {{ period_start('return_date') }} as date,
         sum(quantity) as returned_units
     from returns
-    group by return_date
+    group by {{ period_start('return_date') }}
 
 ),
 
@@ -98,15 +126,17 @@ daily as (
     select
         sales_by_day.date,
         sales_by_day.gmv,
-        coalesce(orders_by_day.orders, 0) as orders,
+        case when landed.has_orders then coalesce(orders_by_day.orders, 0) end as orders,
         sales_by_day.units,
         sales_by_day.active_skus,
         sales_by_day.stockout_skus,
+        sales_by_day.stockout_known_skus,
         sales_by_day.lost_units,
         inventory_by_day.inventory_value,
-        coalesce(inventory_by_day.cogs, 0) as cogs,
-        coalesce(returns_by_day.returned_units, 0) as returned_units
+        case when landed.has_inventory then coalesce(inventory_by_day.cogs, 0) end as cogs,
+        case when landed.has_returns then coalesce(returns_by_day.returned_units, 0) end as returned_units
     from sales_by_day
+    cross join landed
     left join orders_by_day
         on sales_by_day.date = orders_by_day.date
     left join inventory_by_day
@@ -142,7 +172,7 @@ final as (
         {{ round_to(round_to('gmv') ~ ' / nullif(orders, 0)') }} as aov,
         units,
         active_skus,
-        cast(stockout_skus as double precision) / nullif(active_skus, 0) as stockout_rate,
+        cast(stockout_skus as double precision) / nullif(stockout_known_skus, 0) as stockout_rate,
         lost_units,
         cast(units as double precision) / nullif(units + lost_units, 0) as fill_rate,
         inventory_value,

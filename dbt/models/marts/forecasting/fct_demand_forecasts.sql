@@ -7,6 +7,12 @@ forecasts as (
 
 ),
 
+products as (
+
+    select sku_id, sku_code from {{ ref('dim_products') }}
+
+),
+
 demand as (
 
     select sku_id, date, units from {{ ref('mart_demand_features') }}
@@ -35,7 +41,9 @@ runs as (
 
 day_offsets as (
 
-    {%- for n in range(7) %}
+    -- the offsets of the mart's rows within a period of up to 7 days: every day, or (weekly
+    -- sales) the week's one row, dated by its first day
+    {%- for n in range(0, 7, period_days()) %}
     select {{ n }} as day_offset{{ ' union all' if not loop.last }}
     {%- endfor %}
 
@@ -43,7 +51,7 @@ day_offsets as (
 
 actuals as (
 
-    -- Units over each forecast's period; known when every day of it has arrived.
+    -- Units over each forecast's period; known when every row (day or week) of it has arrived.
     select
         forecasts.run_date,
         forecasts.sku_id,
@@ -67,6 +75,8 @@ final as (
     select
         forecasts.run_date,
         forecasts.sku_id,
+        -- the SKU as the retailer's export names it
+        coalesce(products.sku_code, cast(forecasts.sku_id as varchar)) as sku_code,
         forecasts.target_date,
         forecasts.model_name,
         forecasts.model_version,
@@ -76,11 +86,15 @@ final as (
         forecasts.p50,
         forecasts.p90,
         forecasts.mean,
-        case when actuals.actual_days = runs.period_days then actuals.actual_units end as actual_units,
+        case
+            when actuals.actual_days * {{ period_days() }} = runs.period_days then actuals.actual_units
+        end as actual_units,
         forecasts.scored_at
     from forecasts
     inner join runs
         on forecasts.run_date = runs.run_date and forecasts.model_name = runs.model_name
+    left join products
+        on forecasts.sku_id = products.sku_id
     left join actuals
         on forecasts.run_date = actuals.run_date
         and forecasts.sku_id = actuals.sku_id

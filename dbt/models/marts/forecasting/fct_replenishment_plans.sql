@@ -17,6 +17,7 @@ final as (
     select
         plans.run_date,
         plans.sku_id,
+        coalesce(products.sku_code, cast(plans.sku_id as varchar)) as sku_code,
         products.sku_name,
         products.category_l1,
         products.category_l2,

@@ -17,7 +17,7 @@ summed as (
     select
         model_name,
         model_version,
-        cast(date_trunc('week', target_date) as date) as target_week,
+        {{ week_start_of('target_date') }} as target_week,
         horizon,
         period_days,
         count(*) as forecasts,
@@ -27,7 +27,7 @@ summed as (
         count(case when p10 is not null and p90 is not null then 1 end) as band_forecasts,
         count(case when actual_units between p10 and p90 then 1 end) as in_band
     from realised
-    group by model_name, model_version, cast(date_trunc('week', target_date) as date), horizon, period_days
+    group by model_name, model_version, {{ week_start_of('target_date') }}, horizon, period_days
 
 ),
 
