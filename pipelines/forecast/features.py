@@ -198,15 +198,20 @@ def row_weekday(frame: pl.DataFrame) -> int | None:
     return int(weekdays[0]) - 1 if weekdays.len() == 1 else None
 
 
-def origin_period(day: dt.date, grain: Grain, week_start: int = 0, *, weekly_rows: bool = False) -> dt.date:
-    """The last period a forecast made on ``day`` knows in full.
+def origin_period(frame: pl.DataFrame, day: dt.date, grain: Grain, week_start: int = 0) -> dt.date:
+    """The last period a forecast made on ``day`` from ``frame`` knows in full.
 
-    Daily rows: the last period that ends on or before ``day``. Weekly rows are whole weeks dated by
-    their first day, so the week that starts on or before ``day`` is known.
+    The last period that ends on or before ``day``; for weekly rows (dated on the week's first day,
+    a row holds the whole week), also the week that starts on or before ``day`` once its row is in
+    ``frame`` with units (so the run date may be the last row's date).
     """
-    if grain == "weekly" and weekly_rows:
-        return period_start(day, grain, week_start)
-    return last_complete_period(day, grain, week_start)
+    complete = last_complete_period(day, grain, week_start)
+    if grain == "weekly" and row_weekday(frame) is not None:
+        start = period_start(day, grain, week_start)
+        dates = frame.filter(pl.col("units").is_not_null())["date"].cast(pl.Date)
+        if (dates == start).any():
+            return start
+    return complete
 
 
 def check_row_grain(frame: pl.DataFrame, grain: Grain, week_start: int = 0) -> None:

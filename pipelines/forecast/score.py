@@ -30,8 +30,8 @@ from pipelines.forecast.features import (
     TEXT_COLUMNS,
     ForecastDataError,
     normalise_types,
+    origin_period,
     period_days,
-    period_start,
     row_weekday,
 )
 from pipelines.forecast.train import quantile_columns
@@ -90,8 +90,8 @@ def _read_chunk(
     """History rows ``start .. run_date`` and horizon rows up to ``end`` for ``skus``.
 
     Horizon rows are one per SKU and day after the last period of history (after ``run_date`` for
-    daily rows, after the week holding it for weekly rows) with the calendar of ``marts.dim_dates``
-    and the planned prices and promotions (``marts.mart_demand_plans`` over
+    daily rows, after the last week known on ``run_date`` for weekly rows) with the calendar of
+    ``marts.dim_dates`` and the planned prices and promotions (``marts.mart_demand_plans`` over
     ``marts.fct_prices_daily``). Any of those tables may be absent.
 
     Returns:
@@ -111,7 +111,7 @@ def _read_chunk(
             ).pl()
         )
         if row_weekday(history) is not None:  # weekly rows: the horizon starts after the last week
-            first = period_start(run_date, "weekly", week_start) + dt.timedelta(days=7)
+            first = origin_period(history, run_date, "weekly", week_start) + dt.timedelta(days=7)
         else:
             first = run_date + dt.timedelta(days=1)
         days = pl.date_range(first, max(first, end), "1d", eager=True).alias("date")

@@ -3,9 +3,10 @@
 ``mlflow.pyfunc.load_model("models:/demand_forecaster@champion").predict(features, params=...)``
 takes a mart-shaped pandas frame (``date``, ``sku_id``, ``units`` required; other
 ``mart_demand_features`` columns optional; daily rows, or for a weekly model one row per SKU per
-week dated on its first day; rows after the origin may carry planned prices and promotions) and returns one row per SKU and period: ``sku_id, step, target_date, p10, p50, p90,
-mean``. Params: ``origin`` (ISO date, default the last day with units) and ``horizon`` (periods,
-default the trained horizon). Batch scoring unwraps the model (``unwrap_python_model().forecaster``)
+week dated on its first day; rows after the origin may carry planned prices and promotions) and
+returns one row per SKU and period: ``sku_id, step, target_date, p10, p50, p90, mean``. Params:
+``origin`` (ISO date, default the last day with units) and ``horizon`` (periods, default the
+trained horizon). Batch scoring unwraps the model (``unwrap_python_model().forecaster``)
 to pass polars frames without a pandas round trip.
 """
 

@@ -25,7 +25,6 @@ from pipelines.forecast.features import (
     origin_period,
     period_days,
     prepare_features,
-    row_weekday,
 )
 from pipelines.forecast.module import DemandForecastModule
 from pipelines.forecast.network import DemandNetwork
@@ -108,10 +107,10 @@ class TrainedForecaster:
                 ``origin`` may carry known covariates for the horizon (planned prices, promotions,
                 calendar); their units and other past-only columns are ignored. Without them, prices
                 are carried forward, no promotion is assumed and the calendar comes from the date.
-            origin: Last day of history (default: the last day with units). For weekly models over
-                daily rows, the last week (starting on the trained week start) that ends on or
-                before it; over weekly rows (dated on the week's first day), the week that starts
-                on or before it.
+            origin: Last day of history (default: the last day with units). For weekly models, the
+                last week (starting on the trained week start) that ends on or before it, or over
+                weekly rows (dated on the week's first day) the week that starts on or before it
+                when its row is there.
             horizon: Periods to forecast (default and maximum: the trained horizon).
             batch_size: Windows per forward pass.
             threads: Torch intra-op threads for the forward passes (default: torch's setting).
@@ -208,8 +207,7 @@ def origin_panel(
             raise ForecastDataError("no rows with units: nothing to forecast from")
         origin = seen["date"].max()
     step = period_days(grain)  # type: ignore[arg-type]
-    weekly_rows = row_weekday(features.filter(pl.col("date") <= origin)) is not None
-    first = origin_period(origin, grain, week_start, weekly_rows=weekly_rows)  # type: ignore[arg-type]
+    first = origin_period(features.filter(pl.col("date") <= origin), origin, grain, week_start)  # type: ignore[arg-type]
     start = first - dt.timedelta(days=step * (lookback - 1))
     end = first + dt.timedelta(days=step * horizon)
     frame = censor_after(features, origin).filter(

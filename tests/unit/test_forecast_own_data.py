@@ -150,6 +150,11 @@ def test_a_weekly_model_forecasts_the_weeks_after_the_last_weekly_row() -> None:
         out = model.predict(rows, origin=origin)
         assert out["target_date"].unique().sort().to_list() == expected
         assert out["sku_id"].n_unique() == 3
+    # mid-way through the next week, its row not yet landed: still forecast from the last row
+    assert model.predict(rows, origin=last + dt.timedelta(days=10))["target_date"].min() == expected[0]
+    # once that week has ended without a row, it is a missing week and the forecast starts after it
+    after = model.predict(rows, origin=last + dt.timedelta(days=13))
+    assert after["target_date"].min() == expected[1] and after["sku_id"].n_unique() == 3
     # over daily rows, a Thursday week is known once its Wednesday has passed
     days = [WEEK0 + dt.timedelta(days=i) for i in range(7 * 12)]
     daily = pl.DataFrame({"date": days, "sku_id": 1, "units": 3.0})
