@@ -87,10 +87,17 @@ def test_raw_suites_cover_required_columns_and_future_dates(table: str) -> None:
     rules = read_suite("raw", table).rules
     not_null = {r.columns[0] for r in rules if r.type == "expect_column_values_to_not_be_null"}
     assert not_null == {c.name for c in contract.columns if not c.nullable}
-    if contract.date_column:
-        future = [r for r in rules if r.columns == [contract.date_column] and "max_value" in r.kwargs]
+    future = [r for r in rules if r.columns == [contract.date_column] and "max_value" in r.kwargs]
+    if contract.date_column and not contract.plannable:
         assert [(r.severity, r.dimension) for r in future] == [(Severity.QUARANTINE, Dimension.TIMELINESS)]
         assert future[0].kwargs["max_value"] == {"$PARAMETER": "batch_date"}
+    else:
+        # Master data has no business date; a plannable table's later rows are plans, not future facts.
+        assert future == []
+
+
+def test_only_prices_and_promotions_take_plans() -> None:
+    assert {t.name for t in TABLES.values() if t.plannable} == {"own_prices", "promotions"}
 
 
 @pytest.mark.parametrize("check", list_suites("raw_batch"))
@@ -114,6 +121,12 @@ def test_raw_suites_only_use_parameters_the_validation_supplies() -> None:
     for stage in ("raw", "raw_batch"):
         for table in list_suites(stage):
             assert read_suite(stage, table).parameters <= supplied, (stage, table)
+
+
+def test_channels_come_from_the_settings_or_else_from_the_data() -> None:
+    day = dt.date(2024, 1, 1)
+    assert suite_parameters(QualityParams(), day, ["store"])["channels"] == ["app", "web"]
+    assert suite_parameters(QualityParams(channels=None), day, ["store", "app"])["channels"] == ["app", "store"]
 
 
 def test_every_dimension_and_severity_is_used() -> None:

@@ -3,15 +3,17 @@ daily_sales grid, the order_lines/daily_sales reconciliation and the share of ro
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
 
-from pipelines.data.contract import TABLES
+from pipelines.data.contract import PERIOD_TABLES, TABLES
 from pipelines.quality.engine import ROW, to_gx_frame
 from pipelines.quality.raw.run import DAILY_GRAIN_TABLES, TEMP_REJECTED, RawRun, suite_parameters
 from pipelines.quality.raw.slices import plan_chunks, read_ahead
+from pipelines.quality.store import table_exists
 from pipelines.quality.suites import read_suite
 
 _RECONCILIATION_KEY = ["date", "sku_id", "channel"]
@@ -59,6 +61,12 @@ def run_batch_checks(run: RawRun, order: list[str]) -> None:
 
 
 def _timeliness_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
+    """One row per daily-grain table: its latest business date, and days from its period's end to the batch.
+
+    A weekly row (``land.grain: weekly``) is dated by its week's first day and covers six more days,
+    so a weekly table is behind only once the batch date is past its latest week's last day.
+    """
+    weekly = run.settings.land.grain == "weekly"
     rows = []
     for name in order:
         if name not in DAILY_GRAIN_TABLES:
@@ -66,7 +74,8 @@ def _timeliness_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
         column = TABLES[name].date_column
         assert column is not None
         latest = run.passing(name).select(pl.col(column).max()).collect().item()
-        behind = (run.batch_date - latest).days if latest is not None else None
+        covers = 6 if weekly and name in PERIOD_TABLES else 0
+        behind = max(0, (run.batch_date - latest).days - covers) if latest is not None else None
         rows.append(
             {"table_name": name, "latest_date": latest, "batch_date": run.batch_date, "days_behind": behind}
         )
@@ -82,36 +91,166 @@ def _timeliness_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
 
 
 def _grid_frame(run: RawRun) -> pl.DataFrame | None:
-    channels = list(run.params.channels)
-    sales = run.passing("daily_sales").filter(pl.col("channel").is_in(channels))
-    span = sales.select(pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")).collect().row(0)
-    products = run.products
-    if span[0] is None or products is None or products.is_empty():
-        run.notes.append("daily_sales_grid skipped: no daily_sales rows passed, or no products known")
+    """One row per period (day, or week with ``land.grain: weekly``) from the batch's first to its last
+    sales period: the series expected in it, the series present, and the coverage.
+
+    A series is a (sku_id, channel) pair seen in this batch or in raw (the channels a SKU actually
+    sells in; only those of ``quality.channels`` when set). It is expected from its SKU's launch
+    (``products.launch_date``, else the series' first row) and, when the batch spans several periods,
+    until its last row in the batch: a discontinued SKU is not a gap. Also fills ``run.grid_gaps``.
+    """
+    land = run.settings.land
+    step = 7 if land.grain == "weekly" else 1
+    noun = "week" if step == 7 else "day"
+    sales = run.passing("daily_sales").select("date", "sku_id", "channel")
+    sales = sales.filter(pl.all_horizontal(pl.col("date", "sku_id", "channel").is_not_null()))
+    if run.params.channels is not None:
+        sales = sales.filter(pl.col("channel").is_in(list(run.params.channels)))
+    lo, hi = sales.select(pl.col("date").min(), pl.col("date").max().alias("hi")).collect().row(0)
+    if lo is None:
+        run.notes.append("daily_sales_grid skipped: no daily_sales rows passed")
         return None
-    # Every day from the first to the last sales day, so that a missing day shows as 0% coverage.
-    days = pl.DataFrame({"date": pl.date_range(span[0], span[1], "1d", eager=True)})
-    launches = products["launch_date"].drop_nulls().sort()
-    launched = pl.Series(launches.search_sorted(days["date"], side="right"), dtype=pl.Int64)
+    if step == 7:  # the first week's first day, should a row be off the week start
+        lo -= dt.timedelta(days=(lo.weekday() - land.week_start_index) % 7)
+    periods = (hi - lo).days // step + 1
+
+    def index(day: pl.Expr) -> pl.Expr:
+        return ((day - pl.lit(lo)).dt.total_days() // step).cast(pl.Int64)
+
+    in_batch = sales.group_by("sku_id", "channel").agg(
+        pl.col("date").min().alias("first"), pl.col("date").max().alias("last")
+    )
+    series = (
+        in_batch.collect()
+        .join(_history_series(run), on=["sku_id", "channel"], how="full", coalesce=True)
+        .with_columns(pl.col("history").fill_null(False))
+    )
+    launches = run.products if run.products is not None else pl.DataFrame(schema=_LAUNCHES)
+    series = series.join(
+        launches.select(pl.col("sku_id").cast(pl.Int64), pl.col("launch_date").cast(pl.Date)),
+        on="sku_id",
+        how="left",
+    )
+    # Where products has no launch date, the series starts with its first row: before this batch
+    # when raw already holds it.
+    first_row = pl.when(pl.col("history")).then(pl.lit(lo)).otherwise(pl.col("first"))
+    start = pl.coalesce(pl.col("launch_date"), first_row)
+    end = pl.col("last") if periods > 1 else pl.lit(hi)
+    series = (
+        series.with_columns(
+            index(start).clip(lower_bound=0).alias("start_idx"),
+            index(end).clip(upper_bound=periods - 1).alias("end_idx"),
+        )
+        .filter(pl.col("start_idx") <= pl.col("end_idx"))
+        .select("sku_id", "channel", "start_idx", "end_idx")
+    )
     present = (
-        sales.join(products.lazy().select("sku_id", "launch_date"), on="sku_id", how="inner")
-        .filter(pl.col("date") >= pl.col("launch_date"))
-        .group_by("date")
-        .agg(pl.len().cast(pl.Int64).alias("present_cells"))
+        sales.with_columns(index(pl.col("date")).alias("idx"))
+        .join(series.lazy(), on=["sku_id", "channel"], how="inner")
+        .filter(pl.col("idx").is_between(pl.col("start_idx"), pl.col("end_idx")))
+        .select("sku_id", "channel", "idx")
+        .unique()
         .collect()
     )
-    return (
-        days.with_columns((launched * len(channels)).alias("expected_cells"))
-        .join(present, on="date", how="left")
+    # Series expected per period: +1 where a series starts, -1 after it ends, summed up.
+    bounds = pl.concat(
+        [
+            series.select(pl.col("start_idx").alias("idx"), pl.lit(1, pl.Int64).alias("delta")),
+            series.select((pl.col("end_idx") + 1).alias("idx"), pl.lit(-1, pl.Int64).alias("delta")),
+        ]
+    )
+    expected = (
+        pl.DataFrame({"idx": pl.int_range(0, periods, eager=True, dtype=pl.Int64)})
+        .join(bounds.group_by("idx").agg(pl.col("delta").sum()), on="idx", how="left")
+        .select("idx", pl.col("delta").fill_null(0).cum_sum().alias("expected_cells"))
+    )
+    grid = (
+        expected.join(
+            present.group_by("idx").agg(pl.len().cast(pl.Int64).alias("present_cells")), on="idx", how="left"
+        )
         .with_columns(pl.col("present_cells").fill_null(0))
         .with_columns(
+            (pl.lit(lo) + pl.duration(days=pl.col("idx") * step)).cast(pl.Date).alias("date"),
             pl.when(pl.col("expected_cells") > 0)
             .then(pl.col("present_cells") / pl.col("expected_cells"))
             .otherwise(None)
-            .alias("coverage")
+            .alias("coverage"),
         )
+        .sort("idx")
         .select("date", "expected_cells", "present_cells", "coverage")
     )
+    run.grid_gaps = _series_gaps(run, series, present, lo, step, noun)
+    if run.grid_gaps:
+        missing = int(grid["expected_cells"].sum() - grid["present_cells"].sum())
+        run.notes.append(
+            f"daily_sales_grid: {missing:,} missing series-{noun}s in {len(run.grid_gaps):,} of "
+            f"{series.height:,} (sku_id, channel) series (a missing {noun} is no row, not a zero); "
+            f"most missing: {'; '.join(run.grid_gaps[:3])}"
+        )
+    return grid
+
+
+_LAUNCHES = {"sku_id": pl.Int64, "launch_date": pl.Date}
+
+
+def _history_series(run: RawRun) -> pl.DataFrame:
+    """The (sku_id, channel) pairs raw holds from other batches (the channels each SKU sells in)."""
+    schema = {"sku_id": pl.Int64, "channel": pl.String, "history": pl.Boolean}
+    if not table_exists(run.con, "raw", "daily_sales"):
+        return pl.DataFrame(schema=schema)
+    where, params = "_batch_date <> ? and sku_id is not null and channel is not null", [run.batch_date]
+    if run.params.channels is not None:
+        where += f" and channel in ({', '.join('?' for _ in run.params.channels)})"
+        params += list(run.params.channels)
+    pairs = run.con.sql(
+        f"select distinct sku_id, channel, true as history from raw.daily_sales where {where}", params=params
+    ).pl()
+    return pairs.cast(schema)  # type: ignore[arg-type]
+
+
+def _series_gaps(
+    run: RawRun, series: pl.DataFrame, present: pl.DataFrame, lo: dt.date, step: int, noun: str
+) -> list[str]:
+    """One line per series with missing periods, most missing first: counts and the first few dates."""
+    counts = present.group_by("sku_id", "channel").agg(pl.len().cast(pl.Int64).alias("present"))
+    gaps = (
+        series.join(counts, on=["sku_id", "channel"], how="left")
+        .with_columns(
+            (pl.col("end_idx") - pl.col("start_idx") + 1).alias("expected"),
+            pl.col("present").fill_null(0),
+        )
+        .with_columns((pl.col("expected") - pl.col("present")).alias("missing"))
+        .filter(pl.col("missing") > 0)
+        .sort(["missing", "sku_id", "channel"], descending=[True, False, False])
+    )
+    codes = run.id_codes.filter(pl.col("id_column") == "sku_id")
+    code_of = dict(zip(codes["id"].to_list(), codes["code"].to_list(), strict=True))
+    lines = []
+    for i, row in enumerate(gaps.iter_rows(named=True)):
+        sku = row["sku_id"]
+        shown = f"sku_id={sku}" + (f" ({code_of[sku]!r})" if sku in code_of else "")
+        text = (
+            f"{shown} channel={row['channel']!r}: {row['missing']:,} of {row['expected']:,} {noun}s missing"
+        )
+        if i < _GAP_SERIES_WITH_DATES:
+            have = set(
+                present.filter((pl.col("sku_id") == sku) & (pl.col("channel") == row["channel"]))[
+                    "idx"
+                ].to_list()
+            )
+            days = [
+                (lo + dt.timedelta(days=idx * step)).isoformat()
+                for idx in range(row["start_idx"], row["end_idx"] + 1)
+                if idx not in have
+            ]
+            more = ", ..." if len(days) > _GAP_DATES else ""
+            text += f", e.g. {', '.join(days[:_GAP_DATES])}{more}"
+        lines.append(text)
+    return lines
+
+
+_GAP_SERIES_WITH_DATES = 5
+_GAP_DATES = 3
 
 
 def _reconciliation_inputs(run: RawRun) -> tuple[pl.LazyFrame, pl.LazyFrame] | None:
@@ -240,16 +379,29 @@ def _quarantine_rate_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
             f"select table_name, count(distinct row_number) from {TEMP_REJECTED} group by table_name"
         ).fetchall()
     )
+    # What quarantined most of each table's rows, with the first such row's reason: a feed broken
+    # by one mapping mistake (unknown channels, codes) says so in the gate's samples.
+    top = {
+        table: (rule, reason)
+        for table, rule, reason in run.con.execute(
+            f"select table_name, arg_max(rule, n), arg_max(reason, n) from (select table_name, rule, "
+            f"count(*) as n, min_by(reason, row_number) as reason from {TEMP_REJECTED} group by all) "
+            "group by all"
+        ).fetchall()
+    }
     rows = []
     for name in order:
         total = run.rows.get(name, 0)
         bad = int(counts.get(name, 0))
+        rule, reason = top.get(name, (None, None))
         rows.append(
             {
                 "table_name": name,
                 "rows": total,
                 "quarantined_rows": bad,
                 "quarantined_rate": bad / total if total else 0.0,
+                "top_rule": rule,
+                "top_reason": reason,
             }
         )
     return pl.DataFrame(
@@ -259,5 +411,7 @@ def _quarantine_rate_frame(run: RawRun, order: list[str]) -> pl.DataFrame:
             "rows": pl.Int64,
             "quarantined_rows": pl.Int64,
             "quarantined_rate": pl.Float64,
+            "top_rule": pl.String,
+            "top_reason": pl.String,
         },
     )

@@ -17,6 +17,9 @@ from pipelines.quality.raw.slices import read_ahead, row_slices
 from pipelines.quality.store import QUARANTINE_SCHEMA, insert_frame, quote, table_exists
 from pipelines.quality.suites import Rule, Severity, SuiteSpec, read_suite
 
+# The suite parameter holding the channel value set.
+CHANNELS = "channels"
+
 
 def validate_table(run: RawRun, table: Table) -> None:
     suite = read_suite("raw", table.name)
@@ -28,7 +31,6 @@ def validate_table(run: RawRun, table: Table) -> None:
     rows = pl.scan_parquet(run.path(table.name)).select(pl.len()).collect().item()
     slices = row_slices(rows, run.params.max_rows_per_chunk)
     run.say(f"validating {table.name} ({rows:,} rows{f', {len(slices)} slices' if len(slices) > 1 else ''})")
-    parameters = suite_parameters(run.params, run.batch_date)
 
     def prepared(offset: int, length: int) -> tuple[int, int, pl.DataFrame, Any]:
         frame = _with_references(run, suite, lf.slice(offset, length).collect())
@@ -36,6 +38,7 @@ def validate_table(run: RawRun, table: Table) -> None:
 
     for offset, length, frame, gx_frame in read_ahead(prepared(o, n) for o, n in slices):
         label = "" if len(slices) == 1 else f"rows_{offset + 1}-{offset + length}"
+        parameters = suite_parameters(run.params, run.batch_date, _data_channels(suite, frame))
         outcomes = run.runner.run(
             suite,
             gx_frame,
@@ -47,6 +50,19 @@ def validate_table(run: RawRun, table: Table) -> None:
             if not o.success and o.severity is Severity.QUARANTINE and o.rows and o.error is None:
                 _stash_rejected(run, table, o, frame)
         run.outcomes += outcomes
+
+
+def _data_channels(suite: SuiteSpec, frame: pl.DataFrame) -> list[str]:
+    """The non-empty labels of the frame's channel columns: the value set when channels come from the data.
+
+    A blank label is not a channel and stays out of the set, so the rule quarantines it.
+    """
+    columns = {r.columns[0] for r in suite.rules if CHANNELS in r.parameters and r.columns}
+    labels: set[str] = set()
+    for c in columns & set(frame.columns):
+        values = frame.get_column(c).drop_nulls().unique()
+        labels |= {v for v in values.to_list() if isinstance(v, str) and v.strip()}
+    return sorted(labels)
 
 
 def _with_references(run: RawRun, suite: SuiteSpec, frame: pl.DataFrame) -> pl.DataFrame:
@@ -84,13 +100,23 @@ def _stash_rejected(run: RawRun, table: Table, outcome: Outcome, frame: pl.DataF
     rule = outcome.rule
     failing = pl.DataFrame({ROW: outcome.rows}, schema={ROW: frame.schema[ROW]}).unique()
     bad = frame.join(failing, on=ROW, how="semi")
+    coded = []
+    for c in rule.source_columns:
+        codes = run.id_codes.filter(pl.col("id_column") == c)
+        if c in table.id_columns and codes.height:
+            # The reason shows the code the source has ('OJ-TROP-64'), not only its surrogate id.
+            mapping = codes.select(
+                pl.col("id").cast(bad.schema[c]).alias(c), pl.col("code").alias(_code_column(c))
+            )
+            bad = bad.join(mapping, on=c, how="left")
+            coded.append(c)
     rejected = bad.select(
         pl.lit(run.run_id).alias("run_id"),
         pl.lit(run.batch_date).alias("batch_date"),
         pl.lit(table.name).alias("table_name"),
         pl.lit(rule.name).alias("rule"),
         pl.lit(rule.severity.value).alias("severity"),
-        _reason(rule).alias("reason"),
+        _reason(rule, coded, run.params.channels).alias("reason"),
         pl.col(ROW).cast(pl.Int64).alias("row_number"),
         pl.struct(list(table.key)).struct.json_encode().alias("row_key"),
         pl.struct(table.column_names).struct.json_encode().alias("row_json"),
@@ -99,12 +125,32 @@ def _stash_rejected(run: RawRun, table: Table, outcome: Outcome, frame: pl.DataF
     insert_frame(run.con, TEMP_REJECTED, rejected)
 
 
-def _reason(rule: Rule) -> pl.Expr:
+def _reason(rule: Rule, coded: list[str], channels: tuple[str, ...] | None) -> pl.Expr:
+    """``<description> (<column>=<value>, ...)``; a coded id as ``sku_id='OJ-TROP-64' (id 46...)``."""
     parts: list[pl.Expr] = [pl.lit(f"{rule.description} (")]
     for i, c in enumerate(rule.source_columns):
-        parts += [pl.lit(f"{', ' if i else ''}{c}="), pl.col(c).cast(pl.String).fill_null("null")]
+        value = pl.col(c).cast(pl.String).fill_null("null")
+        if c in coded:
+            code = pl.col(_code_column(c))
+            shown = pl.concat_str([pl.lit("'"), code, pl.lit("' (id "), value, pl.lit(")")])
+            value = pl.when(code.is_not_null()).then(shown).otherwise(value)
+        parts += [pl.lit(f"{', ' if i else ''}{c}="), value]
     parts.append(pl.lit(")"))
+    if CHANNELS in rule.parameters:
+        if channels is None:
+            parts.append(pl.lit("; quality.channels is null, so any non-empty label is a channel"))
+        else:
+            parts.append(
+                pl.lit(
+                    f"; quality.channels is [{', '.join(channels)}]: set quality.channels to your channels, "
+                    "or null to take them from the data"
+                )
+            )
     return pl.concat_str(parts)
+
+
+def _code_column(column: str) -> str:
+    return f"_{column}_code"
 
 
 # --- reference keys ------------------------------------------------------------------------------

@@ -1,19 +1,32 @@
 """The load: one transaction replaces the partition's rows in ``raw`` and ``quarantine`` and records
-the validation results."""
+the validation results.
+
+Every contract table exists in ``raw`` after a load, those never landed empty (the contract's
+columns and the batch columns), so staging over them is empty and typed rather than missing. So does
+``raw.id_codes``: the string code of every surrogate id landing made (empty while ids are integers).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pipelines.data.contract import TABLES, Table
-from pipelines.quality.engine import combine
+from pipelines.data.land import ID_CODES
+from pipelines.quality.engine import QualityError, combine
 from pipelines.quality.raw.run import TEMP_REJECTED, RawRun
 from pipelines.quality.store import (
     create_quarantine_table,
     create_raw_table,
     insert_validation_results,
     quote,
+    table_exists,
 )
+
+ID_CODES_TABLE = "id_codes"
+_ID_CODES_DDL = """
+create table if not exists raw.id_codes (
+    id_column varchar, id bigint, code varchar, _batch_date date, _batch_id varchar, _loaded_at timestamp
+)"""
 
 
 def load_partition(run: RawRun, order: list[str]) -> dict[str, int]:
@@ -24,8 +37,10 @@ def load_partition(run: RawRun, order: list[str]) -> dict[str, int]:
     loaded: dict[str, int] = {}
     con.begin()
     try:
-        for name in order:
-            create_raw_table(con, TABLES[name])
+        for table in TABLES.values():
+            # Every contract table, landed or not: a table a batch never held is empty, not missing.
+            create_raw_table(con, table)
+        create_id_codes_table(con)
         create_quarantine_table(con)
         existing = [
             r[0]
@@ -58,6 +73,15 @@ def load_partition(run: RawRun, order: list[str]) -> dict[str, int]:
                 values.append(name)
             loaded[name] = int(con.execute(insert, values).fetchall()[0][0])
             drop_superseded_rows(con, table)
+        if (run.partition / ID_CODES).is_file():
+            # A code's id never changes, so a code already known keeps its row: reruns and later
+            # batches add only codes not seen before.
+            con.execute(
+                "insert into raw.id_codes select c.id_column, c.id, c.code, ?::date, ?, ?::timestamp "
+                "from read_parquet(?) c where not exists (select 1 from raw.id_codes r "
+                "where r.id_column = c.id_column and r.code = c.code) order by c.id_column, c.code",
+                [run.batch_date, run.batch_id, run.now, str(run.partition / ID_CODES)],
+            )
         con.execute("delete from quarantine.rejected_rows where batch_date = ?", [run.batch_date])
         con.execute(f"insert into quarantine.rejected_rows select * from {TEMP_REJECTED}")
         insert_validation_results(
@@ -73,6 +97,44 @@ def load_partition(run: RawRun, order: list[str]) -> dict[str, int]:
         con.rollback()
         raise
     return loaded
+
+
+def create_id_codes_table(con: Any) -> None:
+    """``raw.id_codes``: one row per (id_column, code) of every surrogate id landed, with its batch."""
+    con.execute("create schema if not exists raw")
+    con.execute(_ID_CODES_DDL)
+
+
+def check_id_codes(run: RawRun) -> None:
+    """Refuse a partition whose codes share a surrogate id with another code already in ``raw.id_codes``.
+
+    Landing refuses two such codes within one batch; across batches only the warehouse can tell.
+
+    Raises:
+        QualityError: Naming the column, both codes, the id and the batch that landed the other code.
+    """
+    codes = run.id_codes
+    if codes.is_empty() or not table_exists(run.con, "raw", ID_CODES_TABLE):
+        return
+    run.con.register("_ecom_batch_codes", codes)
+    try:
+        clashes = run.con.execute(
+            "select c.id_column, c.code, r.code, c.id, r._batch_date from _ecom_batch_codes c "
+            "join raw.id_codes r on r.id_column = c.id_column and r.id = c.id and r.code <> c.code "
+            "order by all limit 5"
+        ).fetchall()
+    finally:
+        run.con.unregister("_ecom_batch_codes")
+    if clashes:
+        shown = "; ".join(
+            f"{column}: code {new!r} and code {old!r} (landed {day}) both map to surrogate id {id_}"
+            for column, new, old, id_, day in clashes
+        )
+        raise QualityError(
+            f"raw batch {run.batch_date}: rule id_collision: {shown}; the ids could not tell the codes "
+            "apart. Give one of them another code in the source (or land integer ids for that column), "
+            "land the batch again and validate it; nothing was loaded"
+        )
 
 
 def drop_superseded_rows(con: Any, table: Table) -> None:

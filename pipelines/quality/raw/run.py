@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import polars as pl
 
 from pipelines.config import QualityParams, Settings
 from pipelines.data.contract import TABLES
+from pipelines.data.land import ID_CODES, ID_CODES_SCHEMA
 from pipelines.quality.engine import ROW, Outcome, SuiteRunner
 
 # Master data first: their passing keys are the value sets the other tables' references check.
@@ -23,14 +25,23 @@ DAILY_GRAIN_TABLES = tuple(n for n, t in TABLES.items() if t.date_column and "pe
 TEMP_REJECTED = "_ecom_rejected"
 
 
-def suite_parameters(params: QualityParams, batch_date: dt.date) -> dict[str, Any]:
-    """The raw suites' run-time parameters: the batch date and the ``quality`` thresholds."""
+def suite_parameters(
+    params: QualityParams, batch_date: dt.date, data_channels: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The raw suites' run-time parameters: the batch date and the ``quality`` thresholds.
+
+    Args:
+        params: The ``quality`` settings.
+        batch_date: The partition's date.
+        data_channels: The non-empty channel labels of the validated frame: the channel value set
+            when ``quality.channels`` is null (channels come from the data).
+    """
     import pandas as pd
 
     return {
         # pandas holds dates as datetime64, so the comparison value must be a Timestamp too.
         "batch_date": pd.Timestamp(batch_date),
-        "channels": list(params.channels),
+        "channels": list(params.channels) if params.channels is not None else sorted(data_channels),
         "max_days_behind": params.max_days_behind,
         "min_grid_coverage": params.min_grid_coverage,
         "max_quarantine_rate": params.max_quarantine_rate,
@@ -56,6 +67,9 @@ class RawRun:
     # Reference keys: raw (other batch dates) plus this batch's passing rows.
     refs: dict[str, pl.Series] = field(default_factory=dict)
     products: pl.DataFrame | None = None
+    # What the daily_sales grid found missing, one line per series with gaps (most first), for
+    # the gate's message.
+    grid_gaps: list[str] = field(default_factory=list)
 
     @property
     def params(self) -> QualityParams:
@@ -64,6 +78,12 @@ class RawRun:
 
     def path(self, table: str) -> Path:
         return self.partition / f"{table}.parquet"
+
+    @cached_property
+    def id_codes(self) -> pl.DataFrame:
+        """The string codes landing recorded for this partition's surrogate ids (``id_column, id, code``)."""
+        path = self.partition / ID_CODES
+        return pl.read_parquet(path) if path.is_file() else pl.DataFrame(schema=ID_CODES_SCHEMA)
 
     def scan(self, table: str) -> pl.LazyFrame:
         return pl.scan_parquet(self.path(table)).with_row_index(ROW, offset=1)

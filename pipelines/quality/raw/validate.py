@@ -25,7 +25,7 @@ from pipelines.quality.engine import (
 )
 from pipelines.quality.raw.batch import run_batch_checks
 from pipelines.quality.raw.gates import add_batch_references, load_references, validate_table
-from pipelines.quality.raw.load import load_partition, quarantine_counts
+from pipelines.quality.raw.load import check_id_codes, load_partition, quarantine_counts
 from pipelines.quality.raw.run import REFERENCE_TABLES, TEMP_REJECTED, RawRun
 from pipelines.quality.store import create_quarantine_table, insert_validation_results, utc_now
 from pipelines.warehouse import connect_warehouse
@@ -161,6 +161,7 @@ def validate_raw(
 def _validate_and_load(run: RawRun, order: list[str], started: float) -> RawValidationResult:
     con = run.con
     create_quarantine_table(con, TEMP_REJECTED, temp=True)
+    check_id_codes(run)
     load_references(run)
     for name in order:
         validate_table(run, TABLES[name])
@@ -170,7 +171,7 @@ def _validate_and_load(run: RawRun, order: list[str], started: float) -> RawVali
 
     verdict = classify(run.outcomes)
     combined = combine(run.outcomes)
-    warnings = [*run.notes, *(_describe(o) for o in combine(verdict.warnings))]
+    warnings = [*run.notes, *(_describe(o, run) for o in combine(verdict.warnings))]
     for w in warnings:
         run.say(f"warning: {w}")
     run.runner.build_docs()
@@ -180,7 +181,7 @@ def _validate_and_load(run: RawRun, order: list[str], started: float) -> RawVali
             con, combined, run_id=run.run_id, run_date=run.batch_date, stage="raw", validated_at=run.now
         )
         con.commit()
-        failures = [_gate_failure(o) for o in combine(verdict.blocking)]
+        failures = [_gate_failure(o, run) for o in combine(verdict.blocking)]
         raise QualityGateError(
             f"raw batch {run.batch_date} (batch {run.batch_id}, run {run.run_id}) blocked by "
             f"{len(failures)} failed expectation(s); nothing of {run.partition.name} was loaded "
@@ -214,8 +215,10 @@ def _validate_and_load(run: RawRun, order: list[str], started: float) -> RawVali
 # --- messages ------------------------------------------------------------------------------------
 
 
-def _gate_failure(o: Outcome) -> GateFailure:
+def _gate_failure(o: Outcome, run: RawRun) -> GateFailure:
     failure = o.gate_failure()
+    if o.table == "daily_sales_grid":
+        failure = dataclasses.replace(failure, description=failure.description + _grid_advice(run))
     if o.table not in TABLES:
         # A batch-level check: its frame's row numbers mean nothing to a reader.
         samples = tuple({k: v for k, v in s.items() if k != ROW} for s in failure.samples)
@@ -228,8 +231,31 @@ def _gate_failure(o: Outcome) -> GateFailure:
     return failure
 
 
-def _describe(o: Outcome) -> str:
-    return _gate_failure(o).one_line()
+def _grid_advice(run: RawRun) -> str:
+    """The series with the most missing periods, and the settings that decide what is a gap."""
+    noun = "week" if run.settings.land.grain == "weekly" else "day"
+    shown = run.grid_gaps[:_GAP_SERIES]
+    more = len(run.grid_gaps) - len(shown)
+    gaps = "; ".join(shown) + (f"; and {more:,} more series with gaps" if more else "")
+    channels = run.params.channels
+    return (
+        f". Series ((sku_id, channel) pairs) with the most missing {noun}s: {gaps or 'none'}. A missing "
+        f"{noun} is no row, not a zero: land the missing daily_sales rows, or set quality.min_grid_coverage "
+        f"(now {run.params.min_grid_coverage}) to the share of series a {noun} must have"
+        + (
+            f"; only the channels of quality.channels ({', '.join(channels)}) count, null takes them "
+            "from the data"
+            if channels is not None
+            else ""
+        )
+    )
+
+
+_GAP_SERIES = 5
+
+
+def _describe(o: Outcome, run: RawRun) -> str:
+    return _gate_failure(o, run).one_line()
 
 
 def _silent(_message: str) -> None:
