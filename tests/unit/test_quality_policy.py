@@ -215,3 +215,77 @@ def test_read_ahead_yields_every_item_in_order_and_passes_errors_on() -> None:
 
     with pytest.raises(ValueError, match="bad slice"):
         list(read_ahead(failing()))
+
+
+# --- the daily_sales grid: series a SKU actually sells in, from launch to its last row -------------
+
+
+def _grid_run(sales: list[tuple[dt.date, int, str]], launches: dict[int, dt.date | None], **quality: object):
+    import types
+
+    import duckdb
+
+    from pipelines.config import load_settings
+
+    env = {f"ECOM_QUALITY__{k.upper()}": str(v) for k, v in quality.items()}
+    settings = load_settings({"ECOM_HOME": "/nonexistent", **env})
+    frame = pl.DataFrame(
+        sales, schema={"date": pl.Date, "sku_id": pl.Int64, "channel": pl.String}, orient="row"
+    )
+    products = pl.DataFrame(
+        {"sku_id": list(launches), "launch_date": list(launches.values())},
+        schema={"sku_id": pl.Int64, "launch_date": pl.Date},
+    )
+    return types.SimpleNamespace(
+        settings=settings,
+        params=settings.quality,
+        products=products,
+        con=duckdb.connect(),
+        batch_date=max(d for d, _, _ in sales),
+        notes=[],
+        grid_gaps=[],
+        grid_gap_series=0,
+        id_codes=pl.DataFrame(schema={"id_column": pl.String, "id": pl.Int64, "code": pl.String}),
+        passing=lambda table: frame.lazy(),
+    )
+
+
+D = [dt.date(2024, 3, day) for day in range(1, 8)]
+
+
+def test_the_grid_expects_the_channels_each_sku_sells_in_from_launch_to_its_last_row() -> None:
+    from pipelines.quality.raw.batch import _grid_frame
+
+    sales = [(d, 1, c) for d in D for c in ("app", "web")]  # SKU 1: both channels, every day
+    sales += [(d, 2, "app") for d in D]  # SKU 2: app only, so web is no gap
+    sales += [(d, 3, "web") for d in D[2:]]  # SKU 3: no launch date, starts with its first row
+    sales += [(d, 4, "app") for d in D[:3]]  # SKU 4: discontinued after day 3
+    sales += [(d, 5, "app") for d in D if d != D[4]]  # SKU 5: one day missing
+    sales += [(D[0], 6, "app")] + [(d, 6, "app") for d in D[3:]]  # SKU 6: a row before its launch
+    run = _grid_run(sales, {1: D[0], 2: D[0], 3: None, 4: D[0], 5: D[0], 6: D[3]})
+    grid = _grid_frame(run)
+    assert grid["expected_cells"].to_list() == [5, 5, 6, 6, 6, 6, 6]
+    assert grid["present_cells"].to_list() == [5, 5, 6, 6, 5, 6, 6]
+    assert run.grid_gap_series == 1
+    assert run.grid_gaps == ["sku_id=5 channel='app': 1 of 7 days missing, e.g. 2024-03-05"]
+    [note] = run.notes
+    assert note.startswith("daily_sales_grid: 1 missing series-days in 1 of 7 (sku_id, channel) series")
+
+
+def test_the_grid_counts_only_the_configured_channels_and_a_one_day_batch_expects_known_series() -> None:
+    from pipelines.quality.raw.batch import _grid_frame
+
+    run = _grid_run([(D[1], 1, "app"), (D[1], 1, "store")], {1: D[0], 2: D[0]}, channels="app,web")
+    # Raw already holds SKU 2 in app and SKU 1 in web: on a one-day batch both are expected.
+    run.con.execute(
+        "create schema raw; create table raw.daily_sales as select * from (values "
+        "(date '2024-03-01', 2::bigint, 'app', date '2024-03-01'), "
+        "(date '2024-03-01', 1::bigint, 'web', date '2024-03-01'), "
+        "(date '2024-03-01', 1::bigint, 'store', date '2024-03-01')) t(date, sku_id, channel, _batch_date)"
+    )
+    grid = _grid_frame(run)
+    assert grid.rows() == [(D[1], 3, 1, pytest.approx(1 / 3))]
+    assert run.grid_gaps == [
+        "sku_id=1 channel='web': 1 of 1 days missing, e.g. 2024-03-02",
+        "sku_id=2 channel='app': 1 of 1 days missing, e.g. 2024-03-02",
+    ]

@@ -117,13 +117,22 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
     def index(day: pl.Expr) -> pl.Expr:
         return ((day - pl.lit(lo)).dt.total_days() // step).cast(pl.Int64)
 
-    in_batch = sales.group_by("sku_id", "channel").agg(
-        pl.col("date").min().alias("first"), pl.col("date").max().alias("last")
+    keys = ["sku_id", "channel"]
+    rows = sales.with_columns(index(pl.col("date")).alias("idx")).select(*keys, "idx")
+    # One pass: each series' first and last row and row count, and the rows per period. A key is
+    # unique in a landed file, so a row is one present cell.
+    in_batch, all_per_period = pl.collect_all(
+        [
+            rows.group_by(keys).agg(
+                pl.col("idx").min().alias("first_idx"),
+                pl.col("idx").max().alias("last_idx"),
+                pl.len().cast(pl.Int64).alias("present"),
+            ),
+            rows.group_by("idx").agg(pl.len().cast(pl.Int64).alias("present_cells")),
+        ]
     )
-    series = (
-        in_batch.collect()
-        .join(_history_series(run), on=["sku_id", "channel"], how="full", coalesce=True)
-        .with_columns(pl.col("history").fill_null(False))
+    series = in_batch.join(_history_series(run), on=keys, how="full", coalesce=True).with_columns(
+        pl.col("history").fill_null(False), pl.col("present").fill_null(0)
     )
     launches = run.products if run.products is not None else pl.DataFrame(schema=_LAUNCHES)
     series = series.join(
@@ -133,24 +142,38 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
     )
     # Where products has no launch date, the series starts with its first row: before this batch
     # when raw already holds it.
-    first_row = pl.when(pl.col("history")).then(pl.lit(lo)).otherwise(pl.col("first"))
-    start = pl.coalesce(pl.col("launch_date"), first_row)
-    end = pl.col("last") if periods > 1 else pl.lit(hi)
-    series = (
-        series.with_columns(
-            index(start).clip(lower_bound=0).alias("start_idx"),
-            index(end).clip(upper_bound=periods - 1).alias("end_idx"),
-        )
-        .filter(pl.col("start_idx") <= pl.col("end_idx"))
-        .select("sku_id", "channel", "start_idx", "end_idx")
+    first_row = pl.when(pl.col("history")).then(0).otherwise(pl.col("first_idx"))
+    end = pl.col("last_idx") if periods > 1 else pl.lit(periods - 1, pl.Int64)
+    series = series.with_columns(
+        pl.coalesce(index(pl.col("launch_date")), first_row).clip(lower_bound=0).alias("start_idx"),
+        end.alias("end_idx"),
     )
-    present = (
-        sales.with_columns(index(pl.col("date")).alias("idx"))
-        .join(series.lazy(), on=["sku_id", "channel"], how="inner")
-        .filter(pl.col("idx").is_between(pl.col("start_idx"), pl.col("end_idx")))
-        .select("sku_id", "channel", "idx")
-        .unique()
-        .collect()
+    # Rows before their SKU's launch are no cells of the grid (rows after a series' end cannot be:
+    # it ends at its last row, or at the batch's only period). Rarely any, so counted apart.
+    late_launch = series.filter(pl.col("start_idx") > pl.col("first_idx")).select(*keys, "start_idx")
+    early_per_period = pl.DataFrame(schema={"idx": pl.Int64, "early": pl.Int64})
+    early_per_series = pl.DataFrame(schema={"sku_id": pl.Int64, "channel": pl.String, "early": pl.Int64})
+    if late_launch.height:
+        early = rows.join(late_launch.lazy(), on=keys, how="inner").filter(
+            pl.col("idx") < pl.col("start_idx")
+        )
+        early_per_period, early_per_series = pl.collect_all(
+            [
+                early.group_by("idx").agg(pl.len().cast(pl.Int64).alias("early")),
+                early.group_by(keys).agg(pl.len().cast(pl.Int64).alias("early")),
+            ]
+        )
+    per_period = all_per_period.join(early_per_period, on="idx", how="left").select(
+        "idx", (pl.col("present_cells") - pl.col("early").fill_null(0)).alias("present_cells")
+    )
+    series = (
+        series.join(early_per_series, on=keys, how="left")
+        .with_columns((pl.col("present") - pl.col("early").fill_null(0)).alias("present"))
+        .filter(pl.col("start_idx") <= pl.col("end_idx"))
+        .select(*keys, "start_idx", "end_idx", "present")
+    )
+    present = rows.join(series.lazy().select(*keys, "start_idx"), on=keys, how="inner").filter(
+        pl.col("idx") >= pl.col("start_idx")
     )
     # Series expected per period: +1 where a series starts, -1 after it ends, summed up.
     bounds = pl.concat(
@@ -165,9 +188,7 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
         .select("idx", pl.col("delta").fill_null(0).cum_sum().alias("expected_cells"))
     )
     grid = (
-        expected.join(
-            present.group_by("idx").agg(pl.len().cast(pl.Int64).alias("present_cells")), on="idx", how="left"
-        )
+        expected.join(per_period, on="idx", how="left")
         .with_columns(pl.col("present_cells").fill_null(0))
         .with_columns(
             (pl.lit(lo) + pl.duration(days=pl.col("idx") * step)).cast(pl.Date).alias("date"),
@@ -183,7 +204,7 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
     if run.grid_gaps:
         missing = int(grid["expected_cells"].sum() - grid["present_cells"].sum())
         run.notes.append(
-            f"daily_sales_grid: {missing:,} missing series-{noun}s in {len(run.grid_gaps):,} of "
+            f"daily_sales_grid: {missing:,} missing series-{noun}s in {run.grid_gap_series:,} of "
             f"{series.height:,} (sku_id, channel) series (a missing {noun} is no row, not a zero); "
             f"most missing: {'; '.join(run.grid_gaps[:3])}"
         )
@@ -209,47 +230,42 @@ def _history_series(run: RawRun) -> pl.DataFrame:
 
 
 def _series_gaps(
-    run: RawRun, series: pl.DataFrame, present: pl.DataFrame, lo: dt.date, step: int, noun: str
+    run: RawRun, series: pl.DataFrame, present: pl.LazyFrame, lo: dt.date, step: int, noun: str
 ) -> list[str]:
-    """One line per series with missing periods, most missing first: counts and the first few dates."""
-    counts = present.group_by("sku_id", "channel").agg(pl.len().cast(pl.Int64).alias("present"))
+    """The series with the most missing periods, a line each with counts and the first few dates."""
     gaps = (
-        series.join(counts, on=["sku_id", "channel"], how="left")
-        .with_columns(
-            (pl.col("end_idx") - pl.col("start_idx") + 1).alias("expected"),
-            pl.col("present").fill_null(0),
-        )
+        series.with_columns((pl.col("end_idx") - pl.col("start_idx") + 1).alias("expected"))
         .with_columns((pl.col("expected") - pl.col("present")).alias("missing"))
         .filter(pl.col("missing") > 0)
         .sort(["missing", "sku_id", "channel"], descending=[True, False, False])
     )
+    run.grid_gap_series = gaps.height
+    top = gaps.head(_GAP_SERIES)
+    have = present.join(
+        top.lazy().select("sku_id", "channel"), on=["sku_id", "channel"], how="semi"
+    ).collect()
     codes = run.id_codes.filter(pl.col("id_column") == "sku_id")
     code_of = dict(zip(codes["id"].to_list(), codes["code"].to_list(), strict=True))
     lines = []
-    for i, row in enumerate(gaps.iter_rows(named=True)):
-        sku = row["sku_id"]
+    for row in top.iter_rows(named=True):
+        sku, channel = row["sku_id"], row["channel"]
+        seen = set(have.filter((pl.col("sku_id") == sku) & (pl.col("channel") == channel))["idx"].to_list())
+        days = [
+            (lo + dt.timedelta(days=idx * step)).isoformat()
+            for idx in range(row["start_idx"], row["end_idx"] + 1)
+            if idx not in seen
+        ]
+        more = ", ..." if len(days) > _GAP_DATES else ""
         shown = f"sku_id={sku}" + (f" ({code_of[sku]!r})" if sku in code_of else "")
-        text = (
-            f"{shown} channel={row['channel']!r}: {row['missing']:,} of {row['expected']:,} {noun}s missing"
+        lines.append(
+            f"{shown} channel={channel!r}: {row['missing']:,} of {row['expected']:,} {noun}s missing, "
+            f"e.g. {', '.join(days[:_GAP_DATES])}{more}"
         )
-        if i < _GAP_SERIES_WITH_DATES:
-            have = set(
-                present.filter((pl.col("sku_id") == sku) & (pl.col("channel") == row["channel"]))[
-                    "idx"
-                ].to_list()
-            )
-            days = [
-                (lo + dt.timedelta(days=idx * step)).isoformat()
-                for idx in range(row["start_idx"], row["end_idx"] + 1)
-                if idx not in have
-            ]
-            more = ", ..." if len(days) > _GAP_DATES else ""
-            text += f", e.g. {', '.join(days[:_GAP_DATES])}{more}"
-        lines.append(text)
     return lines
 
 
-_GAP_SERIES_WITH_DATES = 5
+# Series named in the gate's message and notes, and dates shown for each.
+_GAP_SERIES = 5
 _GAP_DATES = 3
 
 

@@ -67,9 +67,10 @@ class RawRun:
     # Reference keys: raw (other batch dates) plus this batch's passing rows.
     refs: dict[str, pl.Series] = field(default_factory=dict)
     products: pl.DataFrame | None = None
-    # What the daily_sales grid found missing, one line per series with gaps (most first), for
-    # the gate's message.
+    # What the daily_sales grid found missing: the series with the most missing periods, a line
+    # each (counts and dates), and how many series have gaps; for the gate's message and notes.
     grid_gaps: list[str] = field(default_factory=list)
+    grid_gap_series: int = 0
 
     @property
     def params(self) -> QualityParams:

@@ -234,9 +234,8 @@ def _gate_failure(o: Outcome, run: RawRun) -> GateFailure:
 def _grid_advice(run: RawRun) -> str:
     """The series with the most missing periods, and the settings that decide what is a gap."""
     noun = "week" if run.settings.land.grain == "weekly" else "day"
-    shown = run.grid_gaps[:_GAP_SERIES]
-    more = len(run.grid_gaps) - len(shown)
-    gaps = "; ".join(shown) + (f"; and {more:,} more series with gaps" if more else "")
+    more = run.grid_gap_series - len(run.grid_gaps)
+    gaps = "; ".join(run.grid_gaps) + (f"; and {more:,} more series with gaps" if more else "")
     channels = run.params.channels
     return (
         f". Series ((sku_id, channel) pairs) with the most missing {noun}s: {gaps or 'none'}. A missing "
@@ -249,9 +248,6 @@ def _grid_advice(run: RawRun) -> str:
             else ""
         )
     )
-
-
-_GAP_SERIES = 5
 
 
 def _describe(o: Outcome, run: RawRun) -> str:
