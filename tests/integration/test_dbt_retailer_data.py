@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 
 from pipelines.data.contract import TABLES, surrogate_id
-from tests.integration.warehouse_fixtures import count_differences, copy_schema, run_dbt, warehouse_path
+from tests.integration.warehouse_fixtures import copy_schema, count_differences, run_dbt, warehouse_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,8 +41,16 @@ PLANNED_PRICE_DAY = LAST_WEEK + dt.timedelta(weeks=2, days=2)  # a Saturday, two
 PLANNED_PROMO = (LAST_WEEK + dt.timedelta(weeks=3, days=1), LAST_WEEK + dt.timedelta(weeks=4, days=3))
 CODES = {"OJ-TROP-64": "orange juice", "OJ-MM-12": "late starter"}
 OJ, LATE = (surrogate_id(code) for code in CODES)
-MARTS = ("dim_dates", "dim_products", "fct_sales_daily", "fct_prices_daily", "mart_demand_features",
-         "rpt_kpi_daily", "rpt_category_daily", "mart_demand_plans")
+MARTS = (
+    "dim_dates",
+    "dim_products",
+    "fct_sales_daily",
+    "fct_prices_daily",
+    "mart_demand_features",
+    "rpt_kpi_daily",
+    "rpt_category_daily",
+    "mart_demand_plans",
+)
 
 
 @dataclass
@@ -93,33 +101,91 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RetailerWare
     path.parent.mkdir(parents=True)
     con = duckdb.connect(str(path))
     _create_empty_raw(con)
-    _land(con, "products", [
-        {"sku_id": OJ, "sku_name": "Tropicana 64oz", "category_l1": "beverages", "category_l2": "juice",
-         "brand": "tropicana", "unit_cost": 2.0, "list_price": 3.5, "launch_date": FIRST_WEEK - dt.timedelta(days=90)},
-        {"sku_id": LATE, "sku_name": "Minute Maid 12oz", "category_l1": "beverages", "category_l2": "juice",
-         "brand": "minute maid", "unit_cost": 1.0, "list_price": 2.0, "launch_date": None},
-    ], BATCH)
+    _land(
+        con,
+        "products",
+        [
+            {
+                "sku_id": OJ,
+                "sku_name": "Tropicana 64oz",
+                "category_l1": "beverages",
+                "category_l2": "juice",
+                "brand": "tropicana",
+                "unit_cost": 2.0,
+                "list_price": 3.5,
+                "launch_date": FIRST_WEEK - dt.timedelta(days=90),
+            },
+            {
+                "sku_id": LATE,
+                "sku_name": "Minute Maid 12oz",
+                "category_l1": "beverages",
+                "category_l2": "juice",
+                "brand": "minute maid",
+                "unit_cost": 1.0,
+                "list_price": 2.0,
+                "launch_date": None,
+            },
+        ],
+        BATCH,
+    )
     sales = [
-        {"date": week, "sku_id": OJ, "channel": "store", "units": 100 + k, "revenue": round((100 + k) * 3.5, 2),
-         "price_paid": 3.5, "stockout": None}
-        for k, week in enumerate(_weeks(FIRST_WEEK)) if week != GAP_WEEK
+        {
+            "date": week,
+            "sku_id": OJ,
+            "channel": "store",
+            "units": 100 + k,
+            "revenue": round((100 + k) * 3.5, 2),
+            "price_paid": 3.5,
+            "stockout": None,
+        }
+        for k, week in enumerate(_weeks(FIRST_WEEK))
+        if week != GAP_WEEK
     ] + [
-        {"date": week, "sku_id": LATE, "channel": "store", "units": 10, "revenue": 20.0, "price_paid": 2.0,
-         "stockout": None}
+        {
+            "date": week,
+            "sku_id": LATE,
+            "channel": "store",
+            "units": 10,
+            "revenue": 20.0,
+            "price_paid": 2.0,
+            "stockout": None,
+        }
         for week in _weeks(LATE_START)
     ]
     _land(con, "daily_sales", sales, BATCH)
-    _land(con, "own_prices", [
-        {"sku_id": OJ, "effective_date": FIRST_WEEK, "price": 3.5},
-        {"sku_id": LATE, "effective_date": LATE_START, "price": 2.0},
-        {"sku_id": OJ, "effective_date": PLANNED_PRICE_DAY, "price": 4.0},  # a plan
-    ], BATCH)
-    _land(con, "promotions", [
-        {"promo_id": 1, "sku_id": OJ, "start_date": FIRST_WEEK + dt.timedelta(weeks=1),
-         "end_date": FIRST_WEEK + dt.timedelta(weeks=1, days=6), "promo_type": "discount", "discount_pct": 20.0},
-        {"promo_id": 2, "sku_id": LATE, "start_date": PLANNED_PROMO[0], "end_date": PLANNED_PROMO[1],
-         "promo_type": "discount", "discount_pct": 25.0},  # a plan starting on a Friday
-    ], BATCH)
+    _land(
+        con,
+        "own_prices",
+        [
+            {"sku_id": OJ, "effective_date": FIRST_WEEK, "price": 3.5},
+            {"sku_id": LATE, "effective_date": LATE_START, "price": 2.0},
+            {"sku_id": OJ, "effective_date": PLANNED_PRICE_DAY, "price": 4.0},  # a plan
+        ],
+        BATCH,
+    )
+    _land(
+        con,
+        "promotions",
+        [
+            {
+                "promo_id": 1,
+                "sku_id": OJ,
+                "start_date": FIRST_WEEK + dt.timedelta(weeks=1),
+                "end_date": FIRST_WEEK + dt.timedelta(weeks=1, days=6),
+                "promo_type": "discount",
+                "discount_pct": 20.0,
+            },
+            {
+                "promo_id": 2,
+                "sku_id": LATE,
+                "start_date": PLANNED_PROMO[0],
+                "end_date": PLANNED_PROMO[1],
+                "promo_type": "discount",
+                "discount_pct": 25.0,
+            },  # a plan starting on a Friday
+        ],
+        BATCH,
+    )
     _land(con, "id_codes", [{"id_column": "sku_id", "id": surrogate_id(c), "code": c} for c in CODES], BATCH)
     con.close()
 
@@ -133,45 +199,64 @@ def _query(w: RetailerWarehouse, sql: str) -> list[tuple]:
 
 
 def test_one_row_per_sku_and_week_from_its_first_week(warehouse: RetailerWarehouse) -> None:
-    rows = _query(warehouse, "select sku_id, min(date), max(date), count(*), count(distinct dayofweek(date)) "
-                             "from build_marts.mart_demand_features group by sku_id order by sku_id")
+    rows = _query(
+        warehouse,
+        "select sku_id, min(date), max(date), count(*), count(distinct dayofweek(date)) "
+        "from build_marts.mart_demand_features group by sku_id order by sku_id",
+    )
     got = {sku: (first, last, n, weekdays) for sku, first, last, n, weekdays in rows}
     assert got[OJ] == (FIRST_WEEK, LAST_WEEK, WEEKS, 1)
     # no launch date: the SKU starts with its first sales week, not the data's
     assert got[LATE] == (LATE_START, LAST_WEEK, WEEKS - 3, 1)
-    assert {r[0] for r in _query(warehouse, "select distinct isodow(date) from build_marts.fct_prices_daily")} == {4}
+    assert {
+        r[0] for r in _query(warehouse, "select distinct isodow(date) from build_marts.fct_prices_daily")
+    } == {4}
 
 
 def test_a_missing_week_is_unknown_not_zero(warehouse: RetailerWarehouse) -> None:
-    units = dict(_query(warehouse, f"select date, units from build_marts.mart_demand_features where sku_id = {OJ}"))
+    units = dict(
+        _query(warehouse, f"select date, units from build_marts.mart_demand_features where sku_id = {OJ}")
+    )
     assert units[GAP_WEEK] is None
     assert units[GAP_WEEK - dt.timedelta(weeks=1)] == 103
     # lags count weeks: the week after the gap sees the gap as its last week
-    lag = _query(warehouse, "select units_lag_1, units_lag_7 from build_marts.mart_demand_features "
-                            f"where sku_id = {OJ} and date = '{GAP_WEEK + dt.timedelta(weeks=1)}'")
+    lag = _query(
+        warehouse,
+        "select units_lag_1, units_lag_7 from build_marts.mart_demand_features "
+        f"where sku_id = {OJ} and date = '{GAP_WEEK + dt.timedelta(weeks=1)}'",
+    )
     assert lag == [(None, None)]
-    lag = _query(warehouse, "select units_lag_1, units_lag_7 from build_marts.mart_demand_features "
-                            f"where sku_id = {OJ} and date = '{FIRST_WEEK + dt.timedelta(weeks=8)}'")
+    lag = _query(
+        warehouse,
+        "select units_lag_1, units_lag_7 from build_marts.mart_demand_features "
+        f"where sku_id = {OJ} and date = '{FIRST_WEEK + dt.timedelta(weeks=8)}'",
+    )
     assert lag == [(107, 101)]
 
 
 def test_features_of_tables_never_landed_are_null(warehouse: RetailerWarehouse) -> None:
-    nulls = _query(warehouse, """
+    nulls = _query(
+        warehouse,
+        """
         select
             count(*),
             count(units_app) + count(units_web),
             count(views) + count(views_app) + count(add_to_carts),
             count(temp_c) + count(search_index) + count(on_hand_units) + count(competitor_min_price),
             count(stockout) + count(lost_units) + count(stockout_days_last_7)
-        from build_marts.mart_demand_features""")
+        from build_marts.mart_demand_features""",
+    )
     assert nulls[0][0] > 0
     assert nulls[0][1:] == (0, 0, 0, 0)
-    kpis = _query(warehouse, "select count(*), count(orders), count(inventory_value), count(return_rate), "
-                             "count(stockout_rate), count(gmv) from build_marts.rpt_kpi_daily")
+    kpis = _query(
+        warehouse,
+        "select count(*), count(orders), count(inventory_value), count(return_rate), "
+        "count(stockout_rate), count(gmv) from build_marts.rpt_kpi_daily",
+    )
     assert kpis == [(WEEKS, 0, 0, 0, 0, WEEKS)]
-    assert _query(warehouse, "select count(orders), count(order_lines) from build_marts.rpt_category_daily") == [
-        (0, 0)
-    ]
+    assert _query(
+        warehouse, "select count(orders), count(order_lines) from build_marts.rpt_category_daily"
+    ) == [(0, 0)]
     assert _query(warehouse, "select purchase_orders from build_marts.dim_products") == [(None,), (None,)]
 
 
@@ -185,23 +270,35 @@ def test_codes_show_in_the_marts(warehouse: RetailerWarehouse) -> None:
 def test_the_calendar_spans_the_data_and_does_not_invent_events(warehouse: RetailerWarehouse) -> None:
     first, last = _query(warehouse, "select min(date), max(date) from build_marts.dim_dates")[0]
     assert first == dt.date(2017, 1, 1) and last == dt.date(2030, 12, 31)
-    known = dict(_query(warehouse, "select year, bool_and(has_known_events) from build_marts.dim_dates "
-                                   "where year in (2017, 2018) group by year"))
+    known = dict(
+        _query(
+            warehouse,
+            "select year, bool_and(has_known_events) from build_marts.dim_dates "
+            "where year in (2017, 2018) group by year",
+        )
+    )
     assert known == {2017: False, 2018: True}
-    holiday = _query(warehouse, "select is_public_holiday, is_singles_day_peak, shopping_event "
-                                "from build_marts.dim_dates where date in ('2017-11-11', '2017-01-01') ")
+    holiday = _query(
+        warehouse,
+        "select is_public_holiday, is_singles_day_peak, shopping_event "
+        "from build_marts.dim_dates where date in ('2017-11-11', '2017-01-01') ",
+    )
     assert holiday == [(None, None, None), (None, None, None)]
-    assert _query(warehouse, "select is_public_holiday from build_marts.dim_dates where date = '2018-01-01'") == [
-        (True,)
-    ]
+    assert _query(
+        warehouse, "select is_public_holiday from build_marts.dim_dates where date = '2018-01-01'"
+    ) == [(True,)]
 
 
 def test_plans_fill_the_plans_mart_and_no_fact_mart(warehouse: RetailerWarehouse) -> None:
     for mart in ("fct_sales_daily", "fct_prices_daily", "mart_demand_features", "rpt_kpi_daily"):
         assert _query(warehouse, f"select max(date) from build_marts.{mart}") == [(LAST_WEEK,)], mart
-    plans = _query(warehouse, """
-        select date, sku_id, shelf_price, effective_price, is_promo, promo_type, discount_pct, promo_day_number
-        from build_marts.mart_demand_plans order by date, sku_id""")
+    plans = _query(
+        warehouse,
+        """
+        select date, sku_id, shelf_price, effective_price, is_promo, promo_type, discount_pct,
+            promo_day_number
+        from build_marts.mart_demand_plans order by date, sku_id""",
+    )
     weeks = sorted({r[0] for r in plans})
     # weekly periods after the last sales week, up to the one holding the last planned day
     assert weeks == [LAST_WEEK + dt.timedelta(weeks=k) for k in range(1, 5)]
@@ -220,15 +317,39 @@ def test_weather_landed_later_is_picked_up_and_equals_a_full_refresh(warehouse: 
     later = BATCH + dt.timedelta(days=1)
     days = [LAST_WEEK - dt.timedelta(weeks=1) + dt.timedelta(days=d) for d in range(14)]
     with duckdb.connect(str(warehouse.con_path)) as con:
-        _land(con, "weather", [{"date": d, "region": "north", "temp_c": float(i), "precip_mm": 0.0,
-                                "humidity_pct": 50.0, "wind_kph": 5.0, "aqi": 40.0, "is_extreme": False}
-                               for i, d in enumerate(days)], later)
+        _land(
+            con,
+            "weather",
+            [
+                {
+                    "date": d,
+                    "region": "north",
+                    "temp_c": float(i),
+                    "precip_mm": 0.0,
+                    "humidity_pct": 50.0,
+                    "wind_kph": 5.0,
+                    "aqi": 40.0,
+                    "is_extreme": False,
+                }
+                for i, d in enumerate(days)
+            ],
+            later,
+        )
     _build(warehouse.home, run_date=later)
-    temps = dict(_query(warehouse, "select date, temp_c from build_marts.mart_demand_features "
-                                   f"where sku_id = {OJ} and date >= '{LAST_WEEK - dt.timedelta(weeks=2)}'"))
+    temps = dict(
+        _query(
+            warehouse,
+            "select date, temp_c from build_marts.mart_demand_features "
+            f"where sku_id = {OJ} and date >= '{LAST_WEEK - dt.timedelta(weeks=2)}'",
+        )
+    )
     # the week's mean of its daily weather (no customer master: regions weigh the same); none
     # before weather was landed
-    assert temps == {LAST_WEEK - dt.timedelta(weeks=2): None, LAST_WEEK - dt.timedelta(weeks=1): 3.0, LAST_WEEK: 10.0}
+    assert temps == {
+        LAST_WEEK - dt.timedelta(weeks=2): None,
+        LAST_WEEK - dt.timedelta(weeks=1): 3.0,
+        LAST_WEEK: 10.0,
+    }
     with duckdb.connect(str(warehouse.con_path)) as con:
         copy_schema(con, "build_marts", "incremental_marts", MARTS)
     _build(warehouse.home, "--full-refresh")

@@ -385,3 +385,73 @@ def test_publishing_copies_only_the_dates_written_since_the_last_publish(setting
         "and table_name = 'mart_demand_features' and column_name = 'units'",
     )
     assert types == [("BIGINT",)]
+
+
+def _without(settings: Settings, **changes: dict[str, Any]) -> Settings:
+    """``settings`` with some fields of its sections replaced (``quality={"channels": None}``)."""
+    return settings.model_copy(
+        update={name: getattr(settings, name).model_copy(update=fields) for name, fields in changes.items()}
+    )
+
+
+def test_channels_come_from_the_data_when_none_are_configured(settings: Settings) -> None:
+    one_channel = (
+        "update build_marts.fct_sales_daily set channel = 'store' where channel = 'app'",
+        "delete from build_marts.fct_sales_daily where channel = 'web'",
+        "create schema raw",
+        "create table raw.daily_sales as select date '2024-12-31' as date, 1 as sku_id, ' Store' as channel",
+    )
+    _build(settings, *one_channel)
+    with pytest.raises(QualityGateError) as caught:
+        validate_marts(settings, RUN)  # quality.channels: app, web
+    assert {(f.table, f.expectation) for f in caught.value.failures} == {
+        ("fct_sales_daily", "expect_column_values_to_be_in_set(channel)")
+    }
+    audit = validate_marts(_without(settings, quality={"channels": None}), RUN)
+    assert audit.validated["fct_sales_daily"] == 3
+
+
+def test_marts_of_an_optional_table_never_landed_are_not_audited_and_say_so(settings: Settings) -> None:
+    _build(
+        settings,
+        "delete from build_marts.dim_customers",
+        "delete from build_marts.mart_customer_features",
+        "delete from build_marts.fct_inventory_daily",
+        "create schema raw",
+        "create table raw.customers (customer_id bigint)",
+        "create table raw.inventory_snapshots (date date, sku_id bigint, warehouse_id integer)",
+    )
+    audit = validate_marts(settings, RUN)
+    assert not {"dim_customers", "mart_customer_features", "fct_inventory_daily"} & set(audit.validated)
+    assert (
+        "build_marts.fct_inventory_daily not audited: raw.inventory_snapshots holds no rows "
+        "(an optional table never landed)"
+    ) in audit.warnings
+    # Landed, but the marts are empty: a failed audit, as before.
+    _alter(settings, "insert into raw.customers values (11)")
+    with pytest.raises(QualityGateError) as caught:
+        validate_marts(settings, RUN)
+    assert {f.table for f in caught.value.failures} == {"dim_customers", "mart_customer_features"}
+
+
+def test_weekly_marts_are_audited_on_the_latest_week_up_to_the_run_date(settings: Settings) -> None:
+    weekly = _without(settings, land={"grain": "weekly", "week_start": "monday"})
+    period_marts = (
+        "fct_sales_daily",
+        "fct_prices_daily",
+        "mart_demand_features",
+        "rpt_kpi_daily",
+        "rpt_category_daily",
+    )
+    _build(
+        settings,
+        *(f"delete from build_marts.{m} where date = date '2024-12-31'" for m in period_marts),
+        "create schema raw",
+        "create table raw.daily_sales as select date '2024-12-30' as date, 1 as sku_id, 'app' as channel",
+    )
+    audit = validate_marts(weekly, RUN)
+    assert audit.validated["fct_sales_daily"] == 6 and audit.validated["rpt_kpi_daily"] == 1
+    # Daily-grained marts (orders, inventory) are still audited on the run date itself.
+    assert audit.validated["fct_orders"] == 1
+    with pytest.raises(QualityGateError, match="fct_prices_daily"):
+        validate_marts(settings, RUN)  # the daily grain wants the run date's rows
