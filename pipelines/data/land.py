@@ -592,9 +592,15 @@ def _require_facts(
         found = f"none of its {tables} rows is dated {batch_date}"
     else:
         found = f"its {tables} rows end on {last}"
+    weekly = (
+        f" (land.grain is weekly: daily_sales rows of the week holding {batch_date}, dated by its first "
+        f"day, a {land.week_start.capitalize()})"
+        if land.grain == "weekly"
+        else ""
+    )
     raise LandingError(
         f"no facts for {batch_date} in {batch}: {found}. A batch must hold that day's {tables} "
-        "rows: is it another date's batch, or a replay past the end of the data?"
+        f"rows{weekly}: is it another date's batch, or a replay past the end of the data?"
     )
 
 
