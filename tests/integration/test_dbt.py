@@ -36,6 +36,10 @@ from tests.integration.warehouse_fixtures import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# What `ecom` passes dbt for the simulator's data (pipelines/transform.py, data_shape_env): daily
+# rows, weeks from Monday, and the channel tests checking the two channels it sells in.
+SIMULATOR_SHAPE = {"ECOM_LAND_GRAIN": "daily", "ECOM_WEEK_START": "0", "ECOM_CHANNELS": "app,web"}
+
 # Incremental models checked against the full refresh, besides the marts.
 INCREMENTAL_INTERMEDIATE = (
     "int_lost_sales_estimated",
@@ -65,7 +69,9 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def _build(life: WarehouseLife, step: str, *extra: str, command: str = "build", **dbt_vars: str) -> None:
     started = time.perf_counter()
-    result = run_dbt(life.home, [command, *extra], run_date=life.last_day, dbt_vars=dbt_vars)
+    result = run_dbt(
+        life.home, [command, *extra], run_date=life.last_day, dbt_vars=dbt_vars, env=SIMULATOR_SHAPE
+    )
     life.seconds[step] = time.perf_counter() - started
     life.outputs[step] = result.stdout
     life.results[step] = json.loads((life.home / "dbt" / "target" / "run_results.json").read_text())[

@@ -356,3 +356,15 @@ def test_weather_landed_later_is_picked_up_and_equals_a_full_refresh(warehouse: 
     with duckdb.connect(str(warehouse.con_path)) as con:
         differences = {m: count_differences(con, ("incremental_marts", m), ("build_marts", m)) for m in MARTS}
     assert differences == dict.fromkeys(MARTS, 0)
+
+
+def test_a_configured_channel_list_is_checked_and_names_the_channel(warehouse: RetailerWarehouse) -> None:
+    result = run_dbt(
+        warehouse.home,
+        ["test", "--select", "fct_sales_daily,test_name:accepted_channels"],
+        run_date=BATCH,
+        env={**SHAPE_ENV, "ECOM_CHANNELS": "app,web"},
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "accepted_channels_fct_sales_daily_channel" in result.stdout
