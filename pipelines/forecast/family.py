@@ -183,6 +183,12 @@ class ForecastFamily:
 
         return forecast_active_skus(settings, model, run_date, con)
 
+    def scoring_notes(self, settings: Settings, run_date: dt.date, con: Any) -> list[str]:
+        """Whether the horizon's prices and promotions came from plans (printed after scoring)."""
+        from pipelines.forecast.score import plans_note
+
+        return [plans_note(con, run_date)]
+
 
 def _params(settings: Settings, recipe: Recipe) -> ForecastParams:
     """The configured forecast parameters with the recipe's own in place."""

@@ -140,6 +140,21 @@ def _read_chunk(
     return pl.concat([history, future.drop("_planned")], how="diagonal_relaxed"), planned
 
 
+def plans_note(con: Any, run_date: dt.date) -> str:
+    """One line on the known future scoring read: how many SKUs have plans after ``run_date``."""
+    if not {"sku_id", "date"} <= _columns(con, "marts", PLANS):
+        return (
+            f"no marts.{PLANS} in the warehouse: prices carried forward, no promotion assumed "
+            f"(land planned prices and promotions, and rebuild the marts, to use them)"
+        )
+    skus, periods = con.execute(
+        f"select count(distinct sku_id), count(distinct date) from marts.{PLANS} where date > ?", [run_date]
+    ).fetchall()[0]
+    if not skus:
+        return f"no plan after {run_date} in marts.{PLANS}: prices carried forward, no promotion assumed"
+    return f"planned prices and promotions from marts.{PLANS}: {skus:,} SKUs, {periods:,} periods"
+
+
 def forecast_active_skus(
     settings: Settings,
     forecaster: Forecaster,

@@ -41,6 +41,7 @@ class ScoreResult:
     model_name: str
     model_version: str
     seconds: float
+    notes: tuple[str, ...] = ()  # what the family says about the inputs it scored from
 
     def summary(self) -> str:
         rate = self.entities / self.seconds if self.seconds else 0.0
@@ -48,7 +49,7 @@ class ScoreResult:
             f"scored {self.entities:,} {self.entity}s ({self.rows:,} rows) into {self.table} for "
             f"{self.run_date} with {self.model_name} v{self.model_version} in {self.seconds:.1f}s "
             f"({rate:,.0f} {self.entity}s/s)"
-        )
+        ) + "".join(f"\n  {note}" for note in self.notes)
 
 
 def resolve_champion(settings: Settings, model_name: str) -> str:
@@ -83,6 +84,9 @@ def score_family(
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         predicted = family.predict_batch(settings, model, run_date, con)
+        # optional hook: a family may say what it scored from (e.g. which plans it read)
+        scoring_notes = getattr(family, "scoring_notes", None)
+        notes = tuple(scoring_notes(settings, run_date, con)) if scoring_notes else ()
         if predicted.is_empty():
             raise ScoringError(f"{family.name}: nothing to score for {run_date}")
         scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -109,4 +113,5 @@ def score_family(
         model_name=family.model_name,
         model_version=version,
         seconds=time.perf_counter() - started,
+        notes=notes,
     )

@@ -244,6 +244,7 @@ def test_scoring_writes_every_active_sku_and_is_idempotent(trained, caplog) -> N
     with caplog.at_level("INFO", logger="pipelines.forecast.score"):
         first = score_family(FORECAST, settings, RUN_DATE)
     assert f"from marts.mart_demand_plans for {N_SKUS} of {N_SKUS} SKUs" in caplog.text
+    assert f"planned prices and promotions from marts.mart_demand_plans: {N_SKUS} SKUs" in first.summary()
     assert first.rows == N_SKUS * 7 and first.entities == N_SKUS and first.model_version == "1"
     con = duckdb.connect(str(settings.warehouse_path))
     cols = "run_date, sku_id, target_date, p10, p50, p90, mean, model_version"

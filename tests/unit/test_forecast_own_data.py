@@ -369,7 +369,7 @@ def test_the_dataset_description_names_the_feature_groups_that_are_off() -> None
 def test_scoring_reads_planned_promotions_from_the_plans_mart(settings, caplog) -> None:
     import duckdb
 
-    from pipelines.forecast.score import forecast_active_skus
+    from pipelines.forecast.score import forecast_active_skus, plans_note
 
     rows = weekly(weeks=20)
     run_date = rows["date"].max()
@@ -398,7 +398,13 @@ def test_scoring_reads_planned_promotions_from_the_plans_mart(settings, caplog) 
     with caplog.at_level("INFO", logger="pipelines.forecast.score"):
         planned = forecast_active_skus(settings, model, run_date, con).sort("sku_id", "target_date")
     assert "planned prices or promotions from marts.mart_demand_plans for 3 of 3 SKUs" in caplog.text
+    assert (
+        plans_note(con, run_date)
+        == "planned prices and promotions from marts.mart_demand_plans: 3 SKUs, 4 periods"
+    )
+    assert plans_note(con, promo_week + dt.timedelta(weeks=2)).startswith("no plan after 2024-06-13 in")
     con.execute("drop table marts.mart_demand_plans")  # an older warehouse: no plans
+    assert plans_note(con, run_date).startswith("no marts.mart_demand_plans in the warehouse: prices carried")
     caplog.clear()
     with caplog.at_level("INFO", logger="pipelines.forecast.score"):
         carried = forecast_active_skus(settings, model, run_date, con).sort("sku_id", "target_date")
