@@ -368,3 +368,16 @@ def test_a_configured_channel_list_is_checked_and_names_the_channel(warehouse: R
     )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "accepted_channels_fct_sales_daily_channel" in result.stdout
+
+
+def test_weekly_rows_off_the_configured_week_start_fail_a_named_test(warehouse: RetailerWarehouse) -> None:
+    # The same Thursday-dated weeks, but the project told weeks start on Monday.
+    result = run_dbt(
+        warehouse.home,
+        ["test", "--select", "fct_sales_daily,test_name:dated_on_period_start"],
+        run_date=BATCH,
+        env={**SHAPE_ENV, "ECOM_WEEK_START": "0"},
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "dated_on_period_start_fct_sales_daily_date" in result.stdout

@@ -51,7 +51,17 @@ landed as (
         exists (select 1 from {{ source('raw', 'order_lines') }}) as has_orders,
         exists (select 1 from {{ source('raw', 'returns') }}) as has_returns,
         exists (select 1 from {{ source('raw', 'service_tickets') }}) as has_tickets,
-        exists (select 1 from {{ source('raw', 'browsing_events') }}) as has_browsing
+        exists (select 1 from {{ source('raw', 'browsing_events') }}) as has_browsing,
+        -- channel shares only for channels the data has; web = 1 - app only when there is no other
+        exists (
+            select 1 from {{ source('raw', 'order_lines') }} where lower(trim(channel)) = 'app'
+        ) as has_app_orders,
+        exists (
+            select 1 from {{ source('raw', 'order_lines') }} where lower(trim(channel)) = 'web'
+        ) as has_web_orders,
+        exists (
+            select 1 from {{ source('raw', 'order_lines') }} where lower(trim(channel)) not in ('app', 'web')
+        ) as has_other_orders
 
 ),
 
@@ -224,8 +234,10 @@ final as (
         case when landed.has_tickets then coalesce(ticket_summary.tickets, 0) end as tickets,
         case when landed.has_tickets then coalesce(ticket_summary.open_tickets, 0) end as open_tickets,
         rfm.promo_unit_share,
-        rfm.app_order_share,
-        1 - rfm.app_order_share as web_order_share,
+        case when landed.has_app_orders then rfm.app_order_share end as app_order_share,
+        case
+            when landed.has_web_orders and not landed.has_other_orders then 1 - rfm.app_order_share
+        end as web_order_share,
         case when landed.has_browsing then coalesce(browsing_summary.views, 0) end as views,
         case when landed.has_browsing then coalesce(browsing_summary.add_to_carts, 0) end as add_to_carts,
         case when landed.has_browsing then coalesce(browsing_summary.views_last_30d, 0) end as views_last_30d
