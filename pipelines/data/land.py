@@ -274,7 +274,7 @@ def land_batch(
             out_dir.mkdir(parents=True)
             for f in files:
                 say(f"writing {f.known_table.name} ({rows[f.name]:,} rows)")
-                _write_table(f, out_dir)
+                _write_table(f, out_dir, codes)
             if codes.height:
                 codes.write_parquet(out_dir / ID_CODES)
             manifest = {
@@ -659,11 +659,14 @@ def _check_file(
         bad_type: set[str] = set()
         # One pass counts bad values in every column; extra columns are read too so that a malformed
         # CSV cannot hide in a column the checks would otherwise skip.
+        text_ids = [c for c in table.id_columns if c in casts and _is_text(schema[c])]
         counts = (
             lf.select(
                 pl.len().alias(_ROW),
                 *[(pl.col(c).is_not_null() & e.is_null()).sum().alias(c) for c, e in casts.items()],
                 *[pl.col(c).null_count().alias(c) for c in extra],
+                # The same pass gathers the distinct string codes of ids held as text.
+                *[_code(c).filter(_is_code(_code(c))).unique().implode().alias(_ROW + c) for c in text_ids],
             )
             .collect(engine="streaming")
             .row(0, named=True)
@@ -693,8 +696,8 @@ def _check_file(
                 )
             )
 
-        coded = [c for c in table.id_columns if c in casts and c not in bad_type and _is_text(schema[c])]
-        codes = _id_codes(lf, coded, table) if rows and coded else _no_codes()
+        found = {c: counts[_ROW + c] or [] for c in text_ids if c not in bad_type}
+        codes = _id_codes(found, table) if rows and found else _no_codes()
 
         weekly = land.grain == "weekly" and table.name in PERIOD_TABLES
         column = table.date_column
@@ -706,7 +709,7 @@ def _check_file(
 
         key = list(table.key)
         if rows and all(k in casts and k not in bad_type for k in key):
-            dup = _duplicate_keys(lf, {k: casts[k] for k in key}, [k for k in key if k in coded])
+            dup = _duplicate_keys(lf, {k: casts[k] for k in key})
             if dup is not None:
                 problems.append(problem(RULE_DUPLICATE_KEY, ", ".join(key), None, dup))
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -719,16 +722,11 @@ def _check_file(
     return problems, rows, codes
 
 
-def _id_codes(lf: pl.LazyFrame, columns: Sequence[str], table: Table) -> pl.DataFrame:
+def _id_codes(found: dict[str, list[str]], table: Table) -> pl.DataFrame:
     """The distinct string codes (not canonical integers) of text id columns, with their surrogate ids."""
-    found = (
-        lf.select([_code(c).filter(_is_code(_code(c))).unique().implode() for c in columns])
-        .collect(engine="streaming")
-        .row(0, named=True)
-    )
     frames = []
-    for c in columns:
-        values = sorted(found[c] or [])
+    for c, codes in found.items():
+        values = sorted(codes)
         bits = _id_bits(table.schema[c])
         ids = [surrogate_id(v, bits) for v in values]
         frames.append(pl.DataFrame({"id_column": c, "id": ids, "code": values}, schema=ID_CODES_SCHEMA))
@@ -764,7 +762,7 @@ def _week_start_problem(
     return row, message
 
 
-def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr], coded: Sequence[str] = ()) -> str | None:
+def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr]) -> str | None:
     keys = lf.select(*[e.alias(k) for k, e in key.items()])
     # As many distinct 64-bit key hashes as rows proves every key distinct, and counting hashes is
     # much cheaper than grouping by the key columns (8 bytes a row in memory; see
@@ -790,14 +788,8 @@ def _duplicate_keys(lf: pl.LazyFrame, key: dict[str, pl.Expr], coded: Sequence[s
     )
     if not found["n_keys"]:
         return None
+    # An id held as text shows as its code ('OJ-TROP-64'), as the file has it.
     example = dict(found["example"])
-    if coded:
-        # Show a coded id as the file has it ('OJ-TROP-64'), not as its surrogate.
-        keyed = lf.select(*[e.alias(k) for k, e in key.items()], *[_code(c).alias(_ROW + c) for c in coded])
-        match = pl.all_horizontal([pl.col(k).eq_missing(v) for k, v in example.items()])
-        original = keyed.filter(match).select([pl.col(_ROW + c).alias(c) for c in coded]).head(1).collect()
-        if original.height:
-            example |= original.row(0, named=True)
     example = ", ".join(f"{k}={_show_value(v)}" for k, v in example.items())
     return (
         f"{found['n_keys']:,} duplicated key(s) on ({', '.join(key)}); "
@@ -816,8 +808,11 @@ def _cast_expr(name: str, src: pl.DataType, dst: pl.DataType, *, id_column: bool
     """An expression casting column ``name`` to ``dst``; a bad value becomes null, never an error.
 
     None when ``src`` cannot stand for ``dst`` at all (a List for an Int64, an Int64 for a Date).
-    An ``id_column`` held as text takes string codes: a canonical decimal integer keeps its value,
-    any other non-empty code becomes its :func:`surrogate_id`.
+    An ``id_column`` held as text takes string codes, so its expression is the id's *key*: the code
+    (text without surrounding whitespace) where it is a canonical integer in range or any other
+    non-empty code, else null. Two values have the same key exactly when they get the same id (bar a
+    surrogate collision, checked apart), which is all the checks need; :func:`_write_table` turns
+    keys into ids.
     """
     col = pl.col(name)
     if src == dst or src == pl.Null:
@@ -826,17 +821,9 @@ def _cast_expr(name: str, src: pl.DataType, dst: pl.DataType, *, id_column: bool
         text = col.cast(pl.String)
         if id_column and dst.is_integer():
             code = _code(name)
-            bits = _id_bits(dst)
-            surrogates = code.map_batches(
-                lambda s: _surrogates(s, bits), return_dtype=dst, is_elementwise=True
-            )
-            return (
-                pl.when(code.str.contains(_CANONICAL_INT))
-                .then(code.cast(dst, strict=False))
-                .when(code != "")
-                .then(surrogates)
-                .otherwise(None)
-            )
+            canonical = code.str.contains(_CANONICAL_INT)
+            in_range = code.cast(dst, strict=False).is_not_null()
+            return pl.when((canonical & in_range) | (~canonical & (code != ""))).then(code)
         if dst == pl.String:
             return text
         if dst == pl.Date:
@@ -891,17 +878,6 @@ def _id_bits(dtype: pl.DataType) -> int:
     return 32 if dtype == pl.Int32 else 64
 
 
-def _surrogates(codes: pl.Series, bits: int) -> pl.Series:
-    """:func:`surrogate_id` of every code that is not a canonical integer (null for the others)."""
-    dtype = pl.Int32 if bits == 32 else pl.Int64
-    wanted = codes.to_frame("c").filter(_is_code(pl.col("c")))["c"]
-    distinct = wanted.unique().to_list()
-    if not distinct:
-        return pl.Series(codes.name, [None] * len(codes), dtype=dtype)
-    ids = pl.Series([surrogate_id(c, bits) for c in distinct], dtype=dtype)
-    return codes.replace_strict(distinct, ids, default=None, return_dtype=dtype)
-
-
 def _unparseable(f: _SourceFile, exc: BaseException) -> str:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"cannot be read as {f.format.upper()}: {detail}"
@@ -945,7 +921,8 @@ def _quarantine(
     return qdir
 
 
-def _write_table(f: _SourceFile, out_dir: Path) -> None:
+def _write_table(f: _SourceFile, out_dir: Path, codes: pl.DataFrame) -> None:
+    """Write a checked file as the contract's Parquet; ``codes`` holds the batch's codes and their ids."""
     table = f.known_table
     lf = _scan(f)
     schema = lf.collect_schema()
@@ -957,7 +934,22 @@ def _write_table(f: _SourceFile, out_dir: Path) -> None:
         return
     columns = []
     for name, dtype in table.schema.items():
-        expr = _cast_expr(name, schema[name], dtype, id_column=name in table.id_columns)
+        if name in table.id_columns and _is_text(schema[name]):
+            # A code's surrogate id comes from the batch's codes (hashed once per distinct code),
+            # joined on the code; a canonical integer is its own id.
+            ids = codes.filter(pl.col("id_column") == name).select(
+                pl.col("code").alias(_ROW + name), pl.col("id").cast(dtype).alias(_ROW + "id_" + name)
+            )
+            code = _code(name)
+            expr = code.cast(dtype, strict=False)  # a canonical integer, or no id
+            if ids.height:
+                lf = lf.join(
+                    ids.lazy(), left_on=code, right_on=_ROW + name, how="left", maintain_order="left"
+                )
+                is_int = code.str.contains(_CANONICAL_INT)
+                expr = pl.when(is_int).then(expr).otherwise(pl.col(_ROW + "id_" + name))
+        else:
+            expr = _cast_expr(name, schema[name], dtype)
         if expr is None:  # the checks rule this out; fail loudly rather than write a wrong schema
             raise AssertionError(f"{f.name}: column {name} cannot be cast to {dtype}")
         columns.append(expr.cast(dtype).alias(name))
