@@ -340,9 +340,17 @@ def _samples(panel: Panel, points: pl.DataFrame, origin: int, fold: int, lookbac
             "target_date": pl.Series(
                 [panel.periods[t] for t in range(lo, origin + 1)] * len(picks), dtype=pl.Date
             ),
-            "actual": np.concatenate([panel.units[index[s], lo : origin + 1] for s in picks]).astype(
-                np.float64
-            ),
+            # missing periods stay missing (NaN: a break in the plotted line, not a zero)
+            "actual": np.concatenate(
+                [
+                    np.where(
+                        panel.observed[index[s], lo : origin + 1],
+                        panel.units[index[s], lo : origin + 1],
+                        np.nan,
+                    )
+                    for s in picks
+                ]
+            ).astype(np.float64),
             "model": "history",
         }
     )
