@@ -228,13 +228,14 @@ def check_row_grain(frame: pl.DataFrame, grain: Grain, week_start: int = 0) -> N
         raise ForecastDataError(
             f"marts.{MART} holds one row per SKU per week (every date with units is a {name}), but "
             f"forecast.grain is daily: a daily model would read six missing days in every week. Set "
-            f"land.grain: weekly and forecast.grain: weekly (and land.week_start: {name})"
+            f"land.grain: weekly and forecast.grain: weekly (and land.week_start: {name}), then train "
+            f"again (ecom train forecast)"
         )
     if weekday != week_start:
         raise ForecastDataError(
             f"marts.{MART} holds one row per SKU per week dated on {name}s, but weeks start on "
-            f"{start} (land.week_start): set land.week_start: {name}, or date each weekly row by "
-            f"the week's first day"
+            f"{start} (land.week_start, or the model's when scoring): set land.week_start: {name} and "
+            f"train again, or date each weekly row by the week's first day"
         )
 
 

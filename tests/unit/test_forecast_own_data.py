@@ -83,14 +83,16 @@ def params(**update: object):
     return ForecastParams(**(base | update))
 
 
-def untrained(grain: str = "weekly", week_start: int = THURSDAY, horizon: int = 4) -> TrainedForecaster:
+def untrained(
+    grain: str = "weekly", week_start: int = THURSDAY, horizon: int = 4, lookback: int = 8
+) -> TrainedForecaster:
     """A forecaster with a fresh network: enough to see which periods and inputs it reads."""
     import torch
 
     torch.manual_seed(0)
     stats = FeatureStats(
         grain=grain,  # type: ignore[arg-type]
-        lookback=8,
+        lookback=lookback,
         horizon=horizon,
         means=[0.0] * len(STANDARDISED_FEATURES),
         stds=[1.0] * len(STANDARDISED_FEATURES),
@@ -176,7 +178,7 @@ def test_weekly_rows_need_a_weekly_grain_and_their_own_week_start() -> None:
     with pytest.raises(
         ForecastDataError,
         match=r"dated on thursdays, but weeks start on monday "
-        r"\(land.week_start\): set land.week_start: thursday",
+        r"\(land.week_start, or the model's when scoring\): set land.week_start: thursday and train again",
     ):
         prepare_features(rows, "weekly", 0)
 
@@ -419,3 +421,24 @@ def test_scoring_reads_planned_promotions_from_the_plans_mart(settings, caplog) 
     np.testing.assert_allclose(
         planned.filter(~on_promo)["mean"], carried.filter(~on_promo)["mean"], rtol=1e-5
     )
+
+
+def test_scoring_weekly_rows_with_a_daily_model_is_a_scoring_error(settings) -> None:
+    import duckdb
+
+    from pipelines.forecast.score import forecast_active_skus
+    from pipelines.ml.scoring import ScoringError
+
+    rows = weekly(weeks=20)
+    settings.warehouse_path.parent.mkdir(parents=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("create schema marts")
+    con.register("_frame", rows.to_arrow())
+    con.execute("create table marts.mart_demand_features as select * from _frame")
+    with pytest.raises(
+        ScoringError,
+        match=r"cannot score 2024-05-16: marts.mart_demand_features holds one row per SKU per week .* "
+        r"forecast.grain is daily: .* then train again \(ecom train forecast\)",
+    ):
+        forecast_active_skus(settings, untrained("daily", 0, horizon=7, lookback=28), rows["date"].max(), con)
+    con.close()
