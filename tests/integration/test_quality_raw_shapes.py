@@ -309,3 +309,40 @@ def test_a_code_sharing_an_id_with_one_already_in_raw_is_a_named_error(retailer,
         "apart. Give one of them another code in the source (or land integer ids for that column), land "
         "the batch again and validate it; nothing was loaded"
     )
+
+
+def test_daily_order_lines_reconcile_with_weekly_sales_by_week(tmp_path) -> None:
+    settings = _settings(tmp_path / "home", ECOM_QUALITY__MIN_GRID_COVERAGE="0.7")
+    frames = _frames()
+    last_weeks = frames["daily_sales"].filter(pl.col("date").is_between(_week(WEEKS - 3), _week(WEEKS - 2)))
+    # Each weekly row's units as two order lines, on its week's first and third day.
+    lines = [
+        (i * 2 + part, sku, date + dt.timedelta(days=2 * part), units - units // 2 if part else units // 2)
+        for i, (date, sku, units) in enumerate(last_weeks.select("date", "sku_id", "units").iter_rows())
+        for part in (0, 1)
+    ]
+    orders = pl.DataFrame(
+        lines, schema=["order_id", "sku_id", "order_date", "quantity"], orient="row"
+    ).with_columns(customer_id=pl.lit(1), channel=pl.lit("store"), unit_price=pl.lit(2.5))
+    orders = orders.select(TABLES["order_lines"].column_names)
+    land_batch(str(_write(tmp_path / "batch", {**frames, "order_lines": orders})), settings, DAY)
+    result = validate_raw(settings, DAY)
+    assert result.loaded["order_lines"] == orders.height
+    assert not [w for w in result.warnings if "reconciliation" in w]
+
+    # One unit more on a line of the third-last week: that week does not reconcile.
+    settings = _settings(tmp_path / "home2", ECOM_QUALITY__MIN_GRID_COVERAGE="0.7")
+    bad = orders.with_columns(
+        pl.when(pl.col("order_id") == 1).then(pl.col("quantity") + 1).otherwise("quantity")
+    )
+    land_batch(str(_write(tmp_path / "bad", {**frames, "order_lines": bad})), settings, DAY)
+    with pytest.raises(QualityGateError) as caught:
+        validate_raw(settings, DAY)
+    days, keys = sorted(caught.value.failures, key=lambda f: f.table, reverse=True)
+    assert days.table == "daily_sales vs order_lines (check sales_reconciliation_daily)"
+    assert [s["date"] for s in days.samples] == [str(_week(WEEKS - 3))]
+    [sample] = keys.samples
+    assert (sample["date"], sample["units_order_lines"] - sample["units_daily_sales"]) == (
+        str(_week(WEEKS - 3)),
+        1,
+    )

@@ -273,8 +273,10 @@ def _reconciliation_inputs(run: RawRun) -> tuple[pl.LazyFrame, pl.LazyFrame] | N
     """daily_sales units and order_lines quantities per key, as they would load, over the days both cover."""
     key = _RECONCILIATION_KEY
     sales = run.passing("daily_sales").select(*key, pl.col("units").cast(pl.Int64).alias("units_daily_sales"))
+    # Weekly sales rows stand for their week: order lines count towards the week holding their day.
+    order_period = _sales_period(run, pl.col("order_date")).alias("date")
     lines = run.passing("order_lines").select(
-        pl.col("order_date").alias("date"), "sku_id", "channel", pl.col("quantity").cast(pl.Int64)
+        order_period, "sku_id", "channel", pl.col("quantity").cast(pl.Int64)
     )
     span = [pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")]
     lo_s, hi_s = sales.select(span).collect().row(0)
@@ -287,9 +289,7 @@ def _reconciliation_inputs(run: RawRun) -> tuple[pl.LazyFrame, pl.LazyFrame] | N
     bad_keys = pl.concat(
         [
             run.quarantined("daily_sales").select(key).collect(),
-            run.quarantined("order_lines")
-            .select(pl.col("order_date").alias("date"), "sku_id", "channel")
-            .collect(),
+            run.quarantined("order_lines").select(order_period, "sku_id", "channel").collect(),
         ]
     )
     in_range = pl.col("date").is_between(first, last)
@@ -297,6 +297,16 @@ def _reconciliation_inputs(run: RawRun) -> tuple[pl.LazyFrame, pl.LazyFrame] | N
         exclude_keys(sales, bad_keys, key).filter(in_range),
         exclude_keys(lines, bad_keys, key).filter(in_range),
     )
+
+
+def _sales_period(run: RawRun, day: pl.Expr) -> pl.Expr:
+    """The sales period of a day: the day itself, or with ``land.grain: weekly`` its week's first day."""
+    land = run.settings.land
+    if land.grain != "weekly":
+        return day
+    # Polars numbers weekdays 1 (Monday) to 7; week_start_index is 0 (Monday) to 6.
+    back = (day.dt.weekday() - 1 - land.week_start_index) % 7
+    return (day - pl.duration(days=back)).cast(pl.Date)
 
 
 def units_checksum(units: str) -> pl.Expr:
