@@ -294,3 +294,32 @@ def test_scoring_and_planning_explain_what_is_missing(settings) -> None:
         score_family(FORECAST, settings, RUN_DATE)
     with pytest.raises(ReplenishmentError, match="run the scoring step"):
         plan_replenishment(settings, RUN_DATE)
+
+
+def test_a_short_weekly_history_is_a_one_line_error_naming_the_settings(tmp_path, monkeypatch) -> None:
+    """`ecom train forecast` on 12 Thursday weeks: the backtest rule and what to lower, no traceback."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("ECOM_HOME", str(tmp_path))
+    monkeypatch.setenv("ECOM_LAND__GRAIN", "weekly")
+    monkeypatch.setenv("ECOM_LAND__WEEK_START", "thursday")
+    monkeypatch.setenv("ECOM_FORECAST__GRAIN", "weekly")
+    (tmp_path / "data").mkdir()
+    weeks = [dt.date(2024, 1, 4) + dt.timedelta(weeks=k) for k in range(12)]
+    rows = pl.DataFrame({"date": weeks * 2, "sku_id": [1] * 12 + [2] * 12, "units": [5.0] * 24})
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
+    con.execute("create schema marts")
+    con.register("_frame", rows.to_arrow())
+    con.execute("create table marts.mart_demand_features as select * from _frame")
+    con.close()
+    result = CliRunner().invoke(app, ["train", "forecast"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.exception.__class__.__name__ == "SystemExit"
+    assert "marts.mart_demand_features holds 12 weekly periods of history (2024-01-04 .. 2024-03-21)" in (
+        " ".join(result.output.split())
+    )
+    assert "Lower forecast.backtest_folds, forecast.holdout_days or forecast.horizon" in " ".join(
+        result.output.split()
+    )
