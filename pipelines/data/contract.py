@@ -86,10 +86,12 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "daily_sales",
-            "one row per SKU per channel per day, from the SKU's launch",
+            "one row per SKU per channel per day (per week with land.grain weekly), from the SKU's launch",
             ("date", "sku_id", "channel"),
             (
-                _c("date", DATE, "date", "Sales day"),
+                _c(
+                    "date", DATE, "date", "Sales day; with land.grain weekly, the first day of the sales week"
+                ),
                 _c("sku_id", I64, "id", "SKU"),
                 _c("channel", STR, "label", "Sales channel (the simulator's: app, web)"),
                 _c("units", I32, "units", "Units sold (censored by stock: sales = min(demand, stock))"),
@@ -100,9 +102,9 @@ TABLES: dict[str, Table] = {
                     "currency",
                     "Price a customer paid: shelf price less promotion",
                 ),
-                _c("stockout", BOOL, "flag", "True when the SKU ran out of stock that day"),
+                _c("stockout", BOOL, "flag", "True when the SKU ran out of stock in the period"),
             ),
-            "Daily sales per SKU and channel; the sum of order_lines for the same key.",
+            "Sales per SKU and channel per day (or week); the sum of order_lines for the same key.",
             date_column="date",
         ),
         Table(
