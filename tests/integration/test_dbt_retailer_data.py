@@ -381,3 +381,52 @@ def test_weekly_rows_off_the_configured_week_start_fail_a_named_test(warehouse: 
     )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "dated_on_period_start_fct_sales_daily_date" in result.stdout
+
+
+def test_daily_sales_and_products_alone_build_with_every_optional_feature_null(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The minimum on the daily grain: products and daily sales, no prices, two channels one of which
+    (web) a SKU never sells in."""
+    home = tmp_path_factory.mktemp("minimum_home")
+    path = warehouse_path(home)
+    path.parent.mkdir(parents=True)
+    first = dt.date(2024, 3, 1)
+    days = [first + dt.timedelta(days=d) for d in range(21)]
+    with duckdb.connect(str(path)) as con:
+        _create_empty_raw(con)
+        _land(
+            con,
+            "products",
+            [{"sku_id": 1, "category_l1": "home", "list_price": 9.0, "launch_date": first}],
+            days[-1],
+        )
+        _land(
+            con,
+            "daily_sales",
+            [
+                {"date": d, "sku_id": 1, "channel": "app", "units": 2, "revenue": 18.0, "price_paid": 9.0}
+                for d in days
+                if d != days[10]
+            ],
+            days[-1],
+        )
+    run_dbt(
+        home,
+        ["build", "--exclude-resource-type", "unit_test"],
+        run_date=days[-1],
+        env={"ECOM_LAND_GRAIN": "daily", "ECOM_WEEK_START": "0", "ECOM_CHANNELS": "app,web"},
+    )
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "select count(*), count(units), count(units_app), count(units_web), count(views), "
+            "count(temp_c), count(on_hand_units), min(shelf_price), bool_or(is_promo) "
+            "from build_marts.mart_demand_features"
+        ).fetchall()
+        kpis = con.execute(
+            "select count(*), count(orders), count(fill_rate) from build_marts.rpt_kpi_daily"
+        ).fetchall()
+    # a day without a row is missing (21 days, 20 with units); no web rows: units_web null, not 0;
+    # without own prices the SKU sells at its list price, never on promotion
+    assert rows == [(21, 20, 20, 0, 0, 0, 0, 9.0, False)]
+    assert kpis == [(20, 0, 0)]
