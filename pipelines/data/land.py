@@ -110,7 +110,8 @@ class LandingProblem:
         file: File name within the batch (``daily_sales.csv``).
         table: Contract table the file stands for; None when the name matches no table.
         rule: Which check failed (``unparseable``, ``empty``, ``missing_column``, ``extra_column``,
-            ``type``, ``duplicate_key``, ``unknown_table`` or ``duplicate_table``).
+            ``type``, ``duplicate_key``, ``week_start``, ``id_collision``, ``unknown_table`` or
+            ``duplicate_table``).
         column: The column concerned, or the key columns joined by ", " for ``duplicate_key``.
         row: First offending 1-based data row, where one applies.
         message: Human-readable detail, including an example of the bad data.
