@@ -512,6 +512,7 @@ def evaluate(family: FamilyName, date: RunDate = None) -> None:
 @app.command()
 def score(family: FamilyName, date: RunDate = None, summary_out: SummaryOut = None) -> None:
     """Batch-score with the family's @champion into its output table for the run date."""
+    from pipelines.ml.family import FamilyDataError
     from pipelines.ml.registry import NoChampionError
     from pipelines.ml.scoring import ScoringError, score_family
 
@@ -519,7 +520,7 @@ def score(family: FamilyName, date: RunDate = None, summary_out: SummaryOut = No
     model_family = _family(family)
     try:
         result = score_family(model_family, s, _run_date(s, date, model_family))
-    except (ScoringError, NoChampionError) as exc:
+    except (ScoringError, NoChampionError, FamilyDataError) as exc:
         raise _fail(str(exc)) from exc
     out.print(result.summary(), highlight=False)
     _write_json(

@@ -96,23 +96,36 @@ def _date_axis(ax) -> None:  # type: ignore[no-untyped-def]
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
 
 
-def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None, currency: str = "CNY") -> str:
-    """Daily GMV and orders with their trailing means, shopping events shaded.
+def trend_chart(
+    daily: pl.DataFrame, events: pl.DataFrame | None = None, currency: str = "CNY", *, weekly: bool = False
+) -> str:
+    """Daily (or weekly) GMV and orders with their trailing means, shopping events shaded.
 
     Args:
-        daily: ``date, gmv, orders, gmv_avg, orders_avg``, one row per day.
+        daily: ``date, gmv, orders, gmv_avg, orders_avg``, one row per day (``weekly``: per week).
         events: ``label, start, end, peak`` spans to shade, or None.
     """
     with _style("trend"):
-        fig = Figure(figsize=(10, 4.6), layout="constrained")
-        top, bottom = fig.subplots(2, 1, sharex=True)
+        # No orders landed (order_lines is optional): GMV alone rather than an empty panel of zeros.
+        orders = daily["orders"].is_not_null().any()
+        fig = Figure(figsize=(10, 4.6 if orders else 2.6), layout="constrained")
+        axes = list(fig.subplots(2, 1, sharex=True)) if orders else [fig.subplots(1, 1)]
+        top = axes[0]
         dates = daily["date"].to_list()
-        for ax, column, title, fmt in (
-            (top, "gmv", f"GMV ({currency})", _compact(currency_prefix(currency))),
-            (bottom, "orders", "Orders", _compact()),
-        ):
-            ax.plot(dates, _values(daily, column), color=MUTED, linewidth=0.8, alpha=0.8, label="daily")
-            ax.plot(dates, _values(daily, f"{column}_avg"), color=ACCENT, linewidth=2, label="7-day mean")
+        panels = [("gmv", f"GMV ({currency})", _compact(currency_prefix(currency)))]
+        if orders:
+            panels.append(("orders", "Orders", _compact()))
+        for ax, (column, title, fmt) in zip(axes, panels, strict=True):
+            ax.plot(
+                dates,
+                _values(daily, column),
+                color=MUTED,
+                linewidth=0.8,
+                alpha=0.8,
+                label="weekly" if weekly else "daily",
+            )
+            mean = "4-week mean" if weekly else "7-day mean"
+            ax.plot(dates, _values(daily, f"{column}_avg"), color=ACCENT, linewidth=2, label=mean)
             ax.set_title(title)
             ax.yaxis.set_major_formatter(FuncFormatter(fmt))
             ax.set_ylim(bottom=0)
@@ -122,7 +135,7 @@ def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None, currenc
             for span in events.iter_rows(named=True):
                 if span["end"] < first or span["start"] > last:
                     continue
-                for ax in (top, bottom):
+                for ax in axes:
                     ax.axvspan(span["start"], span["end"], color=EVENT, alpha=0.12, linewidth=0)
                     if span["peak"] is not None:
                         ax.axvline(span["peak"], color=EVENT, linewidth=1.2, alpha=0.9)
@@ -138,7 +151,7 @@ def trend_chart(daily: pl.DataFrame, events: pl.DataFrame | None = None, currenc
                     color="#b45309",
                 )
         top.legend(loc="upper left", ncols=2, bbox_to_anchor=(0, 1.0))
-        _date_axis(bottom)
+        _date_axis(axes[-1])
         return _svg(fig)
 
 

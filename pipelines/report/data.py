@@ -86,6 +86,7 @@ SQL = {
         select
             sales.sku_id,
             products.sku_name,
+            {sku_code} as sku_code,
             products.category_l1,
             coalesce(sales.units_before, 0)::double as units_before,
             coalesce(sales.units_now, 0)::double as units_now,
@@ -206,8 +207,10 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
         raise ReportError(f"cannot open {path}: {exc}") from exc
 
 
-def _query(con: duckdb.DuckDBPyConnection, name: str, **params: object) -> pl.DataFrame:
-    sql = SQL[name]
+def _query(
+    con: duckdb.DuckDBPyConnection, name: str, fmt: dict[str, str] | None = None, **params: object
+) -> pl.DataFrame:
+    sql = SQL[name].format(**fmt) if fmt else SQL[name]
     # DuckDB rejects named parameters that the statement does not use.
     used = {key: value for key, value in params.items() if f"${key}" in sql}
     return con.sql(sql, params=used).pl()
@@ -253,11 +256,17 @@ def load_report_data(
         raise ReportError(f"no KPIs for {run_date} in marts.rpt_kpi_daily (it covers {first} to {latest})")
 
     def optional(
-        name: str, *specs: tuple[str, str, tuple[str, ...]], **params: object
+        name: str,
+        *specs: tuple[str, str, tuple[str, ...]],
+        fmt: dict[str, str] | None = None,
+        **params: object,
     ) -> pl.DataFrame | None:
         if not all(has(spec) for spec in specs):
             return None
-        return _query(con, name, run_date=run_date, **params)
+        return _query(con, name, fmt, run_date=run_date, **params)
+
+    # The retailer's own SKU code where landing kept one (dim_products.sku_code), else the id.
+    code = "products.sku_code" if "sku_code" in catalog.get("marts.dim_products", set()) else "sales.sku_id"
 
     event_days = None
     if has(DATES):
@@ -269,7 +278,9 @@ def load_report_data(
         run_date=run_date,
         kpi_daily=kpi_daily,
         category_daily=optional("category_daily", CATEGORY_DAILY, days=TREND_DAYS),
-        sku_changes=optional("sku_changes", SALES, PRODUCTS, days=MOVER_DAYS),
+        sku_changes=optional(
+            "sku_changes", SALES, PRODUCTS, fmt={"sku_code": f"cast({code} as varchar)"}, days=MOVER_DAYS
+        ),
         event_days=event_days,
         quality_summary=optional("quality_summary", VALIDATIONS),
         quality_failures=optional("quality_failures", VALIDATIONS),

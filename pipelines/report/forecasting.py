@@ -277,7 +277,8 @@ TEMPLATE = """\
   {%- if f.forecast_run != f.run_date %} (the latest on or before {{ f.run_date }}){% endif %}:
   {{ f.skus | count }} SKUs, {{ f.horizon }} {{ "days" if f.period_days == 1 else "periods" }} ahead.</p>
   <h3>Forecast against units sold, top {{ f.top_skus.height }} SKUs by forecast volume</h3>
-  <p class="note">The forecast made a day ahead for each of the last {{ history_days }} days, and the
+  <p class="note">The forecast made one {{ "day" if f.period_days == 1 else "period" }} ahead for each
+    {{- " day" if f.period_days == 1 else " period" }} of the last {{ history_days }} days, and the
     latest forecast ahead (dashed line: its run date); bands span p10 to p90.</p>
   <div class="chart">{{ band_svg }}</div>
 {%- endif %}

@@ -194,8 +194,13 @@ def category_mix(category_daily: pl.DataFrame, run_date: dt.date, days: int) -> 
     )
 
 
-def weekly_category_share(category_daily: pl.DataFrame, run_date: dt.date) -> pl.DataFrame:
-    """GMV share per category and week: 7-day blocks ending on ``run_date``, partial ones dropped."""
+def weekly_category_share(
+    category_daily: pl.DataFrame, run_date: dt.date, *, weekly: bool = False
+) -> pl.DataFrame:
+    """GMV share per category and week: 7-day blocks ending on ``run_date``, partial ones dropped.
+
+    With ``weekly`` rows (one per week, dated by its first day) every block holds one row and is whole.
+    """
     age = (pl.lit(run_date) - pl.col("date")).dt.total_days()
     weeks = (
         category_daily.filter(pl.col("date") <= run_date)
@@ -203,7 +208,8 @@ def weekly_category_share(category_daily: pl.DataFrame, run_date: dt.date) -> pl
         .group_by("week", "category_l1")
         .agg(pl.col("gmv").sum(), pl.col("date").n_unique().alias("days"))
     )
-    full = weeks.group_by("week").agg(pl.col("days").max() == 7).filter(pl.col("days")).select("week")
+    whole = 1 if weekly else 7
+    full = weeks.group_by("week").agg(pl.col("days").max() == whole).filter(pl.col("days")).select("week")
     return (
         weeks.join(full, on="week")
         .with_columns(share=pl.col("gmv") / pl.col("gmv").sum().over("week"))

@@ -73,7 +73,7 @@ TEMPLATE = """\
 <header>
   <h1>KPI report &middot; {{ run_date }}</h1>
   <p>Published marts as of {{ run_date }} ({{ run_date.strftime("%A") }});
-     daily KPIs available from {{ first_date }}.</p>
+     {{ "weekly" if weekly else "daily" }} KPIs available from {{ first_date }}.</p>
 </header>
 
 {%- macro delta(d, against) %}
@@ -108,7 +108,9 @@ TEMPLATE = """\
 
 <section id="trend">
   <h2>GMV and orders</h2>
-  <p class="note">Daily values and their 7-day mean, last {{ trend_days }} days.
+  <p class="note">
+  {%- if weekly %}Weekly values and their 4-week mean{% else %}Daily values and their 7-day mean{% endif %},
+  last {{ trend_days }} days.
   {%- if events is none %} Shopping events: not available (no marts.dim_dates).
   {%- elif events.height %} Shaded: shopping events ({{ event_labels | join(", ") }}).
   {%- else %} No shopping events in this window.{% endif %}</p>
@@ -137,8 +139,12 @@ TEMPLATE = """\
 
 <section id="inventory">
   <h2>Inventory turnover and stock-outs</h2>
+  {%- if capabilities and not capabilities.inventory.on %}
+  <p class="na">Off: the warehouse has no inventory snapshots; {{ capabilities.inventory.fix }}.</p>
+  {%- else %}
   <p class="note">Turnover is annualised over a trailing 28 days; last {{ trend_days }} days.</p>
   <div class="chart">{{ inventory_svg }}</div>
+  {%- endif %}
 </section>
 
 <section id="movers">
@@ -157,7 +163,9 @@ TEMPLATE = """\
       <tr><th>SKU</th><th>Department</th><th class="num">GMV</th><th class="num">&Delta; GMV</th>
           <th class="num">Units</th><th class="num">&Delta; units</th></tr>
       {%- for r in rows.iter_rows(named=True) %}
-      <tr><td>{{ r.sku_name or "SKU %s" % r.sku_id }}</td><td>{{ r.category_l1 or "–" }}</td>
+      <tr><td>{{ r.sku_name or "SKU %s" % r.sku_code }}
+        {%- if r.sku_name and r.sku_code %} <span class="pill">{{ r.sku_code }}</span>{% endif %}</td>
+          <td>{{ r.category_l1 or "–" }}</td>
           <td class="num">{{ r.gmv_now | money }}</td>
           <td class="num {{ r.gmv_change | sign }}">{{ r.gmv_change | money_signed }}</td>
           <td class="num">{{ r.units_now | count }}</td>
@@ -290,13 +298,17 @@ def render_report(data: ReportData, warehouse: Path, data_docs: Path | None) -> 
     from pipelines.report import charts
 
     run_date = data.run_date
-    trend = metrics.with_rolling_means(data.kpi_daily, run_date, TREND_DAYS, ROLLING_DAYS)
+    weekly = data.grain == "weekly"
+    # Weekly rows: a 7-day mean would be the week itself; a 4-week mean smooths as the daily one does.
+    trend = metrics.with_rolling_means(
+        data.kpi_daily, run_date, TREND_DAYS, 4 * ROLLING_DAYS if weekly else ROLLING_DAYS
+    )
     events = None if data.event_days is None else metrics.event_spans(data.event_days)
     mix = mix_svg = None
     if data.category_daily is not None and data.category_daily.height:
         mix = metrics.category_mix(data.category_daily, run_date, MIX_DAYS)
-        weekly = metrics.weekly_category_share(data.category_daily, run_date)
-        mix_svg = Markup(charts.category_mix_chart(mix, weekly))
+        shares = metrics.weekly_category_share(data.category_daily, run_date, weekly=weekly)
+        mix_svg = Markup(charts.category_mix_chart(mix, shares))
     movers = None if data.sku_changes is None else metrics.top_movers(data.sku_changes)
     env = _environment(data.currency)
     sections = [
@@ -324,10 +336,10 @@ def render_report(data: ReportData, warehouse: Path, data_docs: Path | None) -> 
         mover_days=MOVER_DAYS,
         mover_from=run_date - dt.timedelta(days=MOVER_DAYS - 1),
         tiles=metrics.build_kpi_tiles(data.kpi_daily, run_date, grain=data.grain, currency=data.currency),
-        trend_svg=Markup(charts.trend_chart(trend, events, data.currency)),
+        trend_svg=Markup(charts.trend_chart(trend, events, data.currency, weekly=weekly)),
         capabilities=data.capabilities,
         off=[c for c in data.capabilities.values() if not c.on],
-        weekly=data.grain == "weekly",
+        weekly=weekly,
         currency=data.currency,
         events=events,
         event_labels=[] if events is None else events["label"].unique(maintain_order=True).to_list(),
