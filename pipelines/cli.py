@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.config import ConfigError, Settings, disable_telemetry, load_settings
@@ -31,7 +32,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -125,7 +126,7 @@ def generate(
             out_dir,
         )
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -133,7 +134,7 @@ def _land(settings: Settings, source: str, batch_date: dt.date) -> None:
     from pipelines.data.land import LandingError, land_batch
 
     try:
-        result = land_batch(source, settings, batch_date, progress=lambda msg: err.print(f"  {msg}"))
+        result = land_batch(source, settings, batch_date, progress=lambda msg: err.print(f"  {escape(msg)}"))
     except LandingError as exc:
         if not exc.problems:  # refused as a whole (wrong date, no facts): no file was quarantined
             raise _fail(f"landing rejected, nothing was landed: {exc}") from exc
@@ -200,7 +201,8 @@ DateOption = Annotated[
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    # Messages quote settings as lists ([app, web]), which rich would take for markup and drop.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -248,10 +250,12 @@ def validate_raw_cmd(
 
     s = _settings()
     try:
-        result = validate_raw(s, date.date(), progress=lambda msg: err.print(f"  {msg}", highlight=False))
+        result = validate_raw(
+            s, date.date(), progress=lambda msg: err.print(f"  {escape(msg)}", highlight=False)
+        )
     except QualityError as exc:
         raise _fail(str(exc)) from exc
-    out.print(result.summary(), highlight=False)
+    out.print(result.summary(), highlight=False, markup=False)
     from pipelines.capabilities import warehouse_capabilities
 
     off = [
@@ -277,7 +281,7 @@ def validate_marts_cmd(
         result = validate_marts(_settings(), date.date())
     except QualityError as exc:
         raise _fail(str(exc)) from exc
-    out.print(result.summary(), highlight=False)
+    out.print(result.summary(), highlight=False, markup=False)
 
 
 @app.command()
@@ -422,7 +426,7 @@ def foundation_cmd(
     s = _settings()
     try:
         day = date.date() if date else newest_landed_date(s)
-        run_foundation(s, day, say=lambda m: out.print(f"  {m}", highlight=False), land=land)
+        run_foundation(s, day, say=lambda m: out.print(f"  {escape(m)}", highlight=False), land=land)
     except (ValueError, LandingError, QualityError, DbtError, ReportError) as exc:
         raise _fail(str(exc)) from exc
     if summary_out is not None:
@@ -465,7 +469,7 @@ def _family(name: str) -> ModelFamily:
 
 
 def _say(message: str) -> None:
-    err.print(f"  {message}", highlight=False)
+    err.print(f"  {escape(message)}", highlight=False)
 
 
 @app.command()
@@ -522,7 +526,7 @@ def score(family: FamilyName, date: RunDate = None, summary_out: SummaryOut = No
         result = score_family(model_family, s, _run_date(s, date, model_family))
     except (ScoringError, NoChampionError, FamilyDataError) as exc:
         raise _fail(str(exc)) from exc
-    out.print(result.summary(), highlight=False)
+    out.print(result.summary(), highlight=False, markup=False)
     _write_json(
         s,
         summary_out,

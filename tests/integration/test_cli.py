@@ -72,6 +72,22 @@ def test_bad_configuration_exits_2_with_the_reason(tmp_path: Path) -> None:
     assert "scale" in result.stderr
 
 
+def test_a_retailers_export_under_the_simulators_settings_fails_saying_which_settings_to_change(
+    tmp_path: Path,
+) -> None:
+    assert _ecom(tmp_path, "generate", "--profile", "retailer", "--scale", "tiny").returncode == 0
+    export = str(tmp_path / "data" / "retailer" / "export")
+    weekly = {"ECOM_LAND__GRAIN": "weekly", "ECOM_FORECAST__GRAIN": "weekly"}
+    refused = _ecom(tmp_path, "land", "--source", export, "--date-from-data", **weekly)
+    assert refused.returncode == 1
+    assert "rule week_start" in refused.stderr and "set land.week_start" in refused.stderr
+    assert _ecom(tmp_path, "land", "--source", export, "--date-from-data").returncode == 0
+    blocked = _ecom(tmp_path, "validate", "raw", "--date", "2024-07-11")
+    assert blocked.returncode == 1
+    # The channel list is quoted as it is set, not eaten by the terminal's markup.
+    assert "quality.channels is [app, web]: set quality.channels to your channels" in blocked.stderr
+
+
 def test_land_date_from_data_takes_the_worlds_last_sales_day(tmp_path: Path) -> None:
     assert _ecom(tmp_path, "generate", "--scale", "tiny", "--seed", "5").returncode == 0
     result = _ecom(tmp_path, "land", "--source", "data/generated", "--date-from-data")
