@@ -36,6 +36,7 @@ WEEKS = 12
 LAST_WEEK = FIRST_WEEK + dt.timedelta(weeks=WEEKS - 1)  # 2018-01-18
 BATCH = LAST_WEEK + dt.timedelta(days=7)  # the export lands the day after its last week ends
 GAP_WEEK = FIRST_WEEK + dt.timedelta(weeks=4)
+SPIKE_WEEK, SPIKE_UNITS = 10, 1000  # the 11th week sells ten times the usual: an outlier
 LATE_START = FIRST_WEEK + dt.timedelta(weeks=3)
 PLANNED_PRICE_DAY = LAST_WEEK + dt.timedelta(weeks=2, days=2)  # a Saturday, two weeks ahead
 PLANNED_PROMO = (LAST_WEEK + dt.timedelta(weeks=3, days=1), LAST_WEEK + dt.timedelta(weeks=4, days=3))
@@ -133,8 +134,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RetailerWare
             "date": week,
             "sku_id": OJ,
             "channel": "store",
-            "units": 100 + k,
-            "revenue": round((100 + k) * 3.5, 2),
+            "units": SPIKE_UNITS if k == SPIKE_WEEK else 100 + k,
+            "revenue": round((SPIKE_UNITS if k == SPIKE_WEEK else 100 + k) * 3.5, 2),
             "price_paid": 3.5,
             "stockout": None,
         }
@@ -430,3 +431,12 @@ def test_daily_sales_and_products_alone_build_with_every_optional_feature_null(
     # without own prices the SKU sells at its list price, never on promotion
     assert rows == [(21, 20, 20, 0, 0, 0, 0, 9.0, False)]
     assert kpis == [(20, 0, 0)]
+
+
+def test_weekly_outliers_are_judged_against_weeks_of_history(warehouse: RetailerWarehouse) -> None:
+    flagged = _query(
+        warehouse,
+        "select date from build_marts.fct_sales_daily where is_units_outlier or is_price_outlier",
+    )
+    # 13 weeks of baseline and at least 8 weekly values: only the spike, not the first weeks
+    assert flagged == [(FIRST_WEEK + dt.timedelta(weeks=SPIKE_WEEK),)]

@@ -38,7 +38,8 @@ final as (
     select
         periods.date,
         products.sku_id,
-        periods.date - products.launch_date as days_since_launch
+        -- 0 in a launch week that started before the launch day
+        greatest(periods.date - products.launch_date, 0) as days_since_launch
     from products
     cross join sales_days
     inner join periods
