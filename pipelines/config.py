@@ -296,6 +296,8 @@ class Settings(_Section):
 def _params_file(home: Path, environ: dict[str, str]) -> Path | None:
     if explicit := environ.get("ECOM_PARAMS"):
         path = Path(explicit).expanduser()
+        if not path.is_absolute() and not path.is_file() and (REPO_ROOT / path).is_file():
+            path = REPO_ROOT / path  # a file shipped with the repo, e.g. examples/retailer/params.yaml
         if not path.is_file():
             raise ConfigError(f"ECOM_PARAMS points to {path}, which is not a file")
         return path

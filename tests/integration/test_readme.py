@@ -10,7 +10,8 @@ What differs from the README, and why:
 - Dates (:data:`DATES`): the README's dates are the small world's (2024-01-01 .. 2025-12-31); the
   tiny world has one year (2024-01-01 .. 2024-12-31), so they become tiny days.
 - ``ecom run --scale small`` runs as ``--scale tiny`` (:data:`REWRITES`): the small tier takes
-  minutes to generate and to train on, too slow for CI.
+  minutes to generate and to train on, too slow for CI; the retailer export likewise.
+- ``export`` and ``unset`` lines set the environment of the lines after them (:data:`SHELL`).
 - Training runs on a tiny budget (:data:`TINY_BUDGET`, environment overrides).
 - ``s3://bucket/...`` is the moto server of ``tests/integration/conftest.py``
   (``ECOM_STORAGE__S3_ENDPOINT_URL``); the batch a line lands is uploaded there first, cut from the
@@ -57,11 +58,16 @@ DATES = {
     "2025-01-02": TINY_LAST_DAY.isoformat(),  # land from S3, validate, dbt, audit, report, DAG
     "2025-06-01": "2024-06-01",  # replay one day's batch
     "2025-12-31": TINY_LAST_DAY.isoformat(),  # train, evaluate, score, plan
+    "2025-09-25": "2024-07-11",  # the retailer export's last week: the small export's -> the tiny one's
 }
 # Other rewrites of README text, each with its reason.
 REWRITES = {
     "ecom run --scale small": "ecom run --scale tiny",  # the small tier is too slow for CI
+    # the small export (200 SKUs x 143 weeks) trains for minutes, the tiny one (40 x 80) for seconds
+    "ecom generate --profile retailer": "ecom generate --profile retailer --scale tiny",
 }
+# The shell's own commands, which set the environment of the lines after them (`$PWD` is the home).
+SHELL = {"export", "unset"}
 
 # The training budget of tests/integration/test_dags.py, smaller still: seconds, not minutes.
 TINY_BUDGET = {
@@ -163,7 +169,18 @@ def _to_tiny(text: str) -> str:
 
 def _unmapped(commands: list[ReadmeCommand]) -> list[str]:
     """The commands this file neither runs nor skips, each named by its README line."""
-    return [c.where() for c in commands if _program(c) != "ecom" and not _is_skipped(c)]
+    return [c.where() for c in commands if _program(c) not in {"ecom", *SHELL} and not _is_skipped(c)]
+
+
+def _apply_shell(command: ReadmeCommand, session: dict[str, str], cwd: Path) -> None:
+    """``export A=x B=y`` and ``unset A B`` on the session's environment, as bash would."""
+    if command.argv[0] == "export":
+        for word in command.argv[1:]:
+            name, _, value = word.partition("=")
+            session[name] = value.replace("$PWD", str(cwd))
+    else:
+        for name in command.argv[1:]:
+            session.pop(name, None)
 
 
 def test_every_readme_command_is_run_here_or_skipped_on_purpose() -> None:
@@ -236,8 +253,12 @@ def test_every_readme_command_runs_in_readme_order_on_the_tiny_tier(tmp_path: Pa
     base_env.pop("ECOM_ROLLOUT__STAGE", None)  # the README's runs get the default stage
     failed_as_expected: list[str] = []
     timings: list[str] = []
+    session: dict[str, str] = {}
     for readme in readme_commands(README.read_text()):
         if _is_skipped(readme):
+            continue
+        if _program(readme) in SHELL:
+            _apply_shell(readme, session, home)
             continue
         command = ReadmeCommand(readme.line, _to_tiny(readme.key))
         if any(w.startswith("s3://") for w in command.argv):
@@ -246,7 +267,7 @@ def test_every_readme_command_runs_in_readme_order_on_the_tiny_tier(tmp_path: Pa
         proc = subprocess.run(
             command.argv,
             cwd=home,
-            env={**base_env, **command.env},
+            env={**base_env, **session, **command.env},
             capture_output=True,
             text=True,
             timeout=900,

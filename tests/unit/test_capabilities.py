@@ -49,3 +49,13 @@ def test_rows_are_counted_in_the_raw_schema_and_absent_tables_count_zero(tmp_pat
     rows = table_rows(con)
     assert rows["products"] == 1 and rows["weather"] == 0 and rows["daily_sales"] == 0
     assert set(rows) == set(TABLES)
+
+
+def test_the_guide_carries_the_capability_matrix_as_rendered() -> None:
+    from pipelines.capabilities import render_matrix
+
+    guide = (REPO_ROOT / "docs" / "bring-your-own-data.md").read_text()
+    start, end = "<!-- capability-matrix:start -->\n", "\n<!-- capability-matrix:end -->"
+    assert guide[guide.index(start) + len(start) : guide.index(end)] == render_matrix(), (
+        "docs/bring-your-own-data.md's matrix is stale: paste render_matrix()'s output"
+    )
