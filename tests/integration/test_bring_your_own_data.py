@@ -67,7 +67,9 @@ def batch(home: Path) -> dt.date:
     return day
 
 
-def test_the_foundation_runs_on_weekly_coded_data_without_padding_or_zeros(home: Path, batch: dt.date) -> None:
+def test_the_foundation_runs_on_weekly_coded_data_without_padding_or_zeros(
+    home: Path, batch: dt.date
+) -> None:
     sales = query(home, "select * from marts.fct_sales_daily")
     assert sales["date"].dt.weekday().unique().to_list() == [4], "weekly rows stay on Thursdays"
     assert sales["channel"].unique().to_list() == ["store"]

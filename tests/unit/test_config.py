@@ -203,9 +203,9 @@ def test_weeks_start_on_the_land_setting_everywhere_and_weekly_sales_need_weekly
         {"ECOM_LAND__GRAIN": "weekly", "ECOM_LAND__WEEK_START": "thursday", "ECOM_FORECAST__GRAIN": "weekly"}
     )
     assert settings.land.week_start_index == settings.forecast.week_start == 3
-    with pytest.raises(ConfigError, match="land.grain is weekly but forecast.grain is daily"):
+    with pytest.raises(ConfigError, match=r"land\.grain is weekly but forecast\.grain is daily"):
         load_settings({"ECOM_LAND__GRAIN": "weekly"})
-    with pytest.raises(ConfigError, match="set land.week_start"):
+    with pytest.raises(ConfigError, match=r"set land\.week_start"):
         load_settings({"ECOM_FORECAST__WEEK_START": "3"})
-    with pytest.raises(ConfigError, match="land.currency"):
+    with pytest.raises(ConfigError, match=r"land\.currency"):
         load_settings({"ECOM_LAND__CURRENCY": "yuan"})
