@@ -126,7 +126,8 @@ def test_raw_suites_only_use_parameters_the_validation_supplies() -> None:
 def test_channels_come_from_the_settings_or_else_from_the_data() -> None:
     day = dt.date(2024, 1, 1)
     assert suite_parameters(QualityParams(), day, ["store"])["channels"] == ["app", "web"]
-    assert suite_parameters(QualityParams(channels=None), day, ["store", "app"])["channels"] == ["app", "store"]
+    from_data = suite_parameters(QualityParams(channels=None), day, ["store", "app"])
+    assert from_data["channels"] == ["app", "store"]
 
 
 def test_every_dimension_and_severity_is_used() -> None:
