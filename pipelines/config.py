@@ -174,6 +174,9 @@ class QualityParams(_Section):
     # A period (day or week) with sales rows for less than this share of the expected series blocks
     # the partition: each launched SKU in the channels it sells in.
     min_grid_coverage: float = Field(0.95, ge=0, le=1)
+    # A series (SKU x channel) with no sales row in this many days before a batch is discontinued:
+    # no longer expected, so a daily or weekly feed does not count it as a gap forever.
+    discontinued_after_days: int = Field(56, ge=1)
     # A daily-grain table whose latest date is more days before the batch date is stale (warn).
     max_days_behind: int = Field(2, ge=0)
     # Tables larger than this are validated in slices of this many consecutive rows; the sales

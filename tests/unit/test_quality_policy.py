@@ -289,3 +289,19 @@ def test_the_grid_counts_only_the_configured_channels_and_a_one_day_batch_expect
         "sku_id=1 channel='web': 1 of 1 days missing, e.g. 2024-03-02",
         "sku_id=2 channel='app': 1 of 1 days missing, e.g. 2024-03-02",
     ]
+
+
+def test_a_feed_stops_expecting_a_series_silent_for_longer_than_discontinued_after_days() -> None:
+    from pipelines.quality.raw.batch import _grid_frame
+
+    day = dt.date(2024, 6, 1)
+    run = _grid_run([(day, 1, "app")], {1: D[0], 2: D[0], 3: D[0]}, discontinued_after_days=28)
+    # SKU 2 last sold 10 days ago: expected (a gap). SKU 3 last sold 40 days ago: discontinued.
+    run.con.execute(
+        "create schema raw; create table raw.daily_sales as select * from (values "
+        "(date '2024-05-22', 2::bigint, 'app', date '2024-05-22'), "
+        "(date '2024-04-22', 3::bigint, 'app', date '2024-04-22')) t(date, sku_id, channel, _batch_date)"
+    )
+    grid = _grid_frame(run)
+    assert grid.rows() == [(day, 2, 1, pytest.approx(1 / 2))]
+    assert run.grid_gaps == ["sku_id=2 channel='app': 1 of 1 days missing, e.g. 2024-06-01"]

@@ -94,10 +94,11 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
     """One row per period (day, or week with ``land.grain: weekly``) from the batch's first to its last
     sales period: the series expected in it, the series present, and the coverage.
 
-    A series is a (sku_id, channel) pair seen in this batch or in raw (the channels a SKU actually
-    sells in; only those of ``quality.channels`` when set). It is expected from its SKU's launch
-    (``products.launch_date``, else the series' first row) and, when the batch spans several periods,
-    until its last row in the batch: a discontinued SKU is not a gap. Also fills ``run.grid_gaps``.
+    A series is a (sku_id, channel) pair seen in this batch or recently in raw (the channels a SKU
+    actually sells in; only those of ``quality.channels`` when set). It is expected from its SKU's
+    launch (``products.launch_date``, else the series' first row) and, when the batch spans several
+    periods, until its last row in the batch: a discontinued SKU is not a gap. Also fills
+    ``run.grid_gaps``.
     """
     land = run.settings.land
     step = 7 if land.grain == "weekly" else 1
@@ -131,7 +132,7 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
             rows.group_by("idx").agg(pl.len().cast(pl.Int64).alias("present_cells")),
         ]
     )
-    series = in_batch.join(_history_series(run), on=keys, how="full", coalesce=True).with_columns(
+    series = in_batch.join(_history_series(run, lo), on=keys, how="full", coalesce=True).with_columns(
         pl.col("history").fill_null(False), pl.col("present").fill_null(0)
     )
     launches = run.products if run.products is not None else pl.DataFrame(schema=_LAUNCHES)
@@ -214,12 +215,16 @@ def _grid_frame(run: RawRun) -> pl.DataFrame | None:
 _LAUNCHES = {"sku_id": pl.Int64, "launch_date": pl.Date}
 
 
-def _history_series(run: RawRun) -> pl.DataFrame:
-    """The (sku_id, channel) pairs raw holds from other batches (the channels each SKU sells in)."""
+def _history_series(run: RawRun, first_day: dt.date) -> pl.DataFrame:
+    """The (sku_id, channel) pairs raw holds from other batches (the channels each SKU sells in)
+    with a row in the ``quality.discontinued_after_days`` days before ``first_day``: a series
+    silent for longer is taken as discontinued, not as a gap in every later batch."""
     schema = {"sku_id": pl.Int64, "channel": pl.String, "history": pl.Boolean}
     if not table_exists(run.con, "raw", "daily_sales"):
         return pl.DataFrame(schema=schema)
-    where, params = "_batch_date <> ? and sku_id is not null and channel is not null", [run.batch_date]
+    since = first_day - dt.timedelta(days=run.params.discontinued_after_days)
+    where = "_batch_date <> ? and date >= ? and sku_id is not null and channel is not null"
+    params: list[object] = [run.batch_date, since]
     if run.params.channels is not None:
         where += f" and channel in ({', '.join('?' for _ in run.params.channels)})"
         params += list(run.params.channels)
