@@ -1,7 +1,7 @@
 """Benchmark the bring-your-own-data path on the retailer-shaped export, against its known truth.
 
 In a fresh ECOM_HOME with ``ECOM_PARAMS=examples/retailer/params.yaml`` (for ``--size tiny`` shrunk
-by the end-to-end test's overrides, ``TINY`` below), each step runs as the `ecom` command a user
+by the end-to-end test's overrides, ``TINY_OVERRIDES``), each step runs as the `ecom` command a user
 types (docs/bring-your-own-data.md): ``generate --profile retailer``, ``land --date-from-data``,
 ``foundation --no-land``, ``train forecast`` and ``score forecast`` for the batch date D.
 
@@ -42,15 +42,6 @@ ECOM = str(Path(sys.executable).parent / "ecom")
 PARAMS = REPO / "examples" / "retailer" / "params.yaml"
 OUT = REPO / "bench" / "out"
 START, END = markers("retailer")
-# tests/integration/test_bring_your_own_data.py's TINY: the example params shrunk to 80 weeks.
-TINY = {
-    "ECOM_FORECAST__LOOKBACK": "26",
-    "ECOM_FORECAST__BACKTEST_FOLDS": "2",
-    "ECOM_FORECAST__EPOCHS": "3",
-    "ECOM_FORECAST__BACKTEST_EPOCHS": "2",
-    "ECOM_FORECAST__MAX_TRAIN_WINDOWS": "2000",
-    "ECOM_FORECAST__XGBOOST_ROUNDS": "60",
-}
 MODELS = ("lstm", "xgboost", "moving_average", "seasonal_naive")
 # Backtest columns shown when the training summary has them, in this order.
 METRICS = (
@@ -70,11 +61,12 @@ def _say(message: str) -> None:
 
 def _env(home: Path, size: str, **extra: str) -> dict[str, str]:
     from pipelines.config import TELEMETRY_OFF
+    from pipelines.data.retailer import TINY_OVERRIDES
 
     return {
         **os.environ,
         **TELEMETRY_OFF,
-        **(TINY if size == "tiny" else {}),
+        **(TINY_OVERRIDES if size == "tiny" else {}),
         "ECOM_HOME": str(home),
         "ECOM_PARAMS": str(PARAMS),
         "ECOM_AIRFLOW__TASK_RETRIES": "0",

@@ -42,6 +42,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.data.contract import CONTRACT_VERSION, TABLES
+from pipelines.data.generate import _replace_dir, _temp_sibling
 
 __all__ = [
     "CHANNEL",
@@ -79,6 +80,16 @@ class RetailerSize:
 SIZES: dict[str, RetailerSize] = {
     "tiny": RetailerSize(n_skus=40, n_weeks=80),  # tests: well under a second
     "small": RetailerSize(n_skus=200, n_weeks=143),  # about 2.75 years; the end-to-end example
+}
+# The example params (examples/retailer/params.yaml) fitted to the tiny export's 80 weeks on a CI
+# budget, as environment overrides: what the end-to-end test and `bench/retailer.py --size tiny` use.
+TINY_OVERRIDES = {
+    "ECOM_FORECAST__LOOKBACK": "26",
+    "ECOM_FORECAST__BACKTEST_FOLDS": "2",
+    "ECOM_FORECAST__EPOCHS": "3",
+    "ECOM_FORECAST__BACKTEST_EPOCHS": "2",
+    "ECOM_FORECAST__MAX_TRAIN_WINDOWS": "2000",
+    "ECOM_FORECAST__XGBOOST_ROUNDS": "60",
 }
 
 
@@ -672,18 +683,3 @@ def _effects(size: str, seed: int, start: dt.date, spec: RetailerSize) -> dict[s
             for lf in LEAVES
         ],
     }
-
-
-def _temp_sibling(path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Swap ``src`` into ``dst``; the old folder is removed only after the new one is in place."""
-    trash = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-    if dst.exists():
-        os.rename(dst, trash)
-    os.rename(src, dst)
-    shutil.rmtree(trash, ignore_errors=True)

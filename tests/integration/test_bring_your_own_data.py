@@ -17,19 +17,11 @@ import polars as pl
 import pytest
 
 from pipelines.config import REPO_ROOT, TELEMETRY_OFF
+from pipelines.data.retailer import TINY_OVERRIDES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ECOM = Path(sys.executable).parent / "ecom"
-# The example params, shrunk to the tiny export (80 weeks) and a CI budget.
-TINY = {
-    "ECOM_FORECAST__LOOKBACK": "26",
-    "ECOM_FORECAST__BACKTEST_FOLDS": "2",
-    "ECOM_FORECAST__EPOCHS": "3",
-    "ECOM_FORECAST__BACKTEST_EPOCHS": "2",
-    "ECOM_FORECAST__MAX_TRAIN_WINDOWS": "2000",
-    "ECOM_FORECAST__XGBOOST_ROUNDS": "60",
-}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +33,7 @@ def ecom(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess
     env = {
         **os.environ,
         **TELEMETRY_OFF,
-        **TINY,
+        **TINY_OVERRIDES,  # the example params fitted to the tiny export
         "ECOM_HOME": str(home),
         "ECOM_PARAMS": str(REPO_ROOT / "examples" / "retailer" / "params.yaml"),
         "ECOM_AIRFLOW__TASK_RETRIES": "0",
