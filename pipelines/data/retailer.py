@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
