@@ -114,3 +114,16 @@ def test_the_weekly_forecaster_beats_seasonal_naive_and_scores_with_the_plans(
     codes = query(home, "select distinct sku_code from marts.fct_demand_forecasts")
     assert codes["sku_code"].str.contains(r"^[A-Z]+-").all()
     ecom(home, "report", "--date", batch.isoformat())
+
+
+def test_both_dags_rerun_the_day_under_airflow_with_the_same_rows(home: Path, batch: dt.date) -> None:
+    """What a data engineer schedules: the foundation and core DAGs for the export's date (dag.test),
+    over the warehouse the commands built: the same facts, a new forecast for the same date."""
+    facts = "select count(*), sum(units), min(date), max(date) from marts.fct_sales_daily"
+    before = query(home, facts).row(0)
+    ecom(home, "dag", "foundation", "--date", batch.isoformat())
+    assert query(home, facts).row(0) == before
+    ecom(home, "dag", "core_supply_chain", "--date", batch.isoformat())
+    forecasts = query(home, "select distinct run_date, target_date from forecasts.demand_forecast")
+    assert forecasts["run_date"].unique().to_list() == [batch]
+    assert forecasts.height == 8 and (forecasts["target_date"].dt.weekday() == 4).all()
