@@ -211,7 +211,7 @@ class AirflowParams(_Section):
     retry_delay_minutes: float = Field(2.0, ge=0)
     # The pool every task of the DAGs runs in, and its slots: how many of them may run at once.
     # The embedded DuckDB file takes one writer at a time (a second process fails on its lock), so
-    # 1; a server warehouse (Postgres) takes concurrent writers (docs/operations.md).
+    # 1; a server warehouse (Postgres) takes concurrent writers (docs/scheduling.md).
     warehouse_pool: str = Field("ecom_warehouse", min_length=1, max_length=256)
     warehouse_pool_slots: int = Field(1, ge=1)
 
