@@ -49,6 +49,8 @@ BUILD = {
     f"0.05 as return_rate from {_DAYS}",
     "rpt_category_daily": "select date, 'home' as category_l1, 20.0 as gmv, 2 as units, "
     f"0.0 as stockout_rate from {_DAYS}",
+    "mart_demand_plans": "select date '2026-01-01' as date, sku_id, 10.0 as shelf_price, "
+    "9.0 as effective_price, true as is_promo, 10.0 as discount_pct from " + _SKUS,
 }
 
 
