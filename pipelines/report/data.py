@@ -287,7 +287,8 @@ def load_report_data(
         quality_latest_date=None if latest_validation is None else latest_validation["run_date"][0],
         quarantine=optional("quarantine", REJECTED),
         model_sections=load_sections(con, catalog, run_date),
-        capabilities=capability_status(table_rows(con)),
+        # Unknown without a raw schema (marts published from elsewhere): nothing is said to be off.
+        capabilities=capability_status(table_rows(con)) if any(n.startswith("raw.") for n in catalog) else {},
         grain=grain,
         currency=currency,
     )

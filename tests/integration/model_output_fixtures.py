@@ -55,7 +55,7 @@ def write_input_marts(con: duckdb.DuckDBPyConnection, skus: Sequence[int] = SKUS
     con.execute("create schema if not exists build_marts")
     con.execute(
         """create or replace table build_marts.dim_products as
-        select sku_id, 'SKU <' || sku_id || '>' as sku_name,
+        select sku_id, 'SKU-' || sku_id as sku_code, 'SKU <' || sku_id || '>' as sku_name,
             case when sku_id % 2 = 0 then 'home' else 'beauty' end as category_l1,
             'leaf' as category_l2, 'Acme' as brand, 1 as warehouse_id, 7 as supplier_id,
             cast(2.5 * sku_id as double) as unit_cost

@@ -216,7 +216,7 @@ def test_a_failed_data_test_publishes_nothing(settings: Settings) -> None:
     make_model_output_warehouse(settings.warehouse_path, run_dates(2), with_model_name=False)
     publish_model_output_marts(settings, LAST_DAY)
     before = _snapshot(settings.warehouse_path)
-    assert {r[3] for r in before["fct_demand_forecasts"]} == {"demand_forecaster"}
+    assert {r[4] for r in before["fct_demand_forecasts"]} == {"demand_forecaster"}  # model_name
     with duckdb.connect(str(settings.warehouse_path)) as con:
         # a second copy of one run's rows: the forecast's grain no longer holds
         con.execute(
