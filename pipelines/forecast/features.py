@@ -14,6 +14,7 @@ from typing import Literal
 
 import polars as pl
 
+from pipelines.config import WEEKDAYS
 from pipelines.ml.family import FamilyDataError
 
 Grain = Literal["daily", "weekly"]
@@ -140,8 +141,6 @@ _PAST_ONLY_SOURCE = (
 )
 
 
-WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
 # Covariate groups by the tables that fill them: a group whose columns are absent, null or zero on
 # every row is off (its inputs are constant), which the dataset description says.
 FEATURE_GROUPS = {
@@ -223,7 +222,7 @@ def check_row_grain(frame: pl.DataFrame, grain: Grain, week_start: int = 0) -> N
     weekday = row_weekday(frame)
     if weekday is None:
         return
-    name, start = WEEKDAY_NAMES[weekday], WEEKDAY_NAMES[week_start]
+    name, start = WEEKDAYS[weekday], WEEKDAYS[week_start]
     if grain == "daily":
         raise ForecastDataError(
             f"marts.{MART} holds one row per SKU per week (every date with units is a {name}), but "
@@ -410,7 +409,7 @@ def prepare_history(frame: pl.DataFrame, grain: Grain = "daily", week_start: int
         if prepared["units"].is_not_null().sum() == 0:
             raise ForecastDataError(
                 f"no complete week of units in marts.{MART} up to {last_day}: with forecast.grain weekly "
-                f"and one row per day, a week (starting on {WEEKDAY_NAMES[week_start]}, land.week_start) "
+                f"and one row per day, a week (starting on {WEEKDAYS[week_start]}, land.week_start) "
                 f"counts only when every day of it has units, and none does. Land the missing days, or "
                 f"land one row per week (land.grain: weekly)"
             )
