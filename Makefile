@@ -16,11 +16,11 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test test-fast lint bench lock clean ui airflow-ui dbt-docs mlflow-ui
+.PHONY: setup tesseract run test test-fast lint bench lock clean ui airflow-ui dbt-docs mlflow-ui
 
 DOCS_ASSETS := assets/data-docs/node_modules/.package-lock.json
 
-setup: $(STAMP) $(DOCS_ASSETS)
+setup: $(STAMP) $(DOCS_ASSETS) tesseract
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; Python 3.11 is required" >&2; exit 1; }
@@ -35,6 +35,17 @@ $(DOCS_ASSETS): assets/data-docs/package.json assets/data-docs/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm not found; it installs the Data Docs' front-end files (assets/data-docs)" >&2; exit 1; }
 	cd assets/data-docs && npm ci --silent
 	@touch $(DOCS_ASSETS)
+
+# Tesseract OCR reads the competitor prices that rival sites render as images (docs/pricing.md).
+# Debian's tesseract-ocr brings its English data; installed with apt-get when missing and root.
+tesseract:
+	@command -v tesseract >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null; \
+	  else \
+	    echo "error: tesseract not found. Install it (Debian/Ubuntu: sudo apt-get install tesseract-ocr;" \
+	         "macOS: brew install tesseract), or set TESSERACT_CMD to its path" >&2; exit 1; \
+	  fi; }
 
 run: setup
 	$(BIN)/ecom run --scale $(SCALE) --seed $(SEED)

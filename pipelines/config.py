@@ -216,6 +216,54 @@ class AirflowParams(_Section):
     warehouse_pool_slots: int = Field(1, ge=1)
 
 
+class CrawlParams(_Section):
+    """Competitor price monitoring: which rival sites, how politely, how sure a price must be."""
+
+    # Rival sites, competitor name -> base URL. Empty: the simulated world's rivals, served on
+    # 127.0.0.1 for the run date while the crawl runs (what `make run` and the tests do).
+    sites: dict[str, str] = Field(default_factory=dict)
+    # The top sellers (by units over the last 28 days) whose rival prices are watched.
+    monitored_skus: int = Field(300, ge=1)
+    concurrency: int = Field(8, ge=1)  # requests in flight per site
+    requests_per_second: float = Field(20.0, gt=0)  # per site, whatever robots.txt allows above it
+    max_retries: int = Field(4, ge=0)  # per request, on 429, 5xx and timeouts
+    backoff_seconds: float = Field(0.2, ge=0)  # first retry's wait; doubles each time
+    timeout_seconds: float = Field(10.0, gt=0)
+    user_agent: str = "ecom-price-monitor/1.0"
+    # Tesseract's word confidence (0-100) below which an image price is quarantined, not landed.
+    min_ocr_confidence: float = Field(80.0, ge=0, le=100)
+    cadence_minutes: int = Field(20, ge=1)  # how often the innovation DAG crawls
+
+
+class PricingParams(_Section):
+    """Price elasticity (the pricing model family) and the dynamic-pricing optimiser."""
+
+    train_weekday: int = Field(0, ge=0, le=6)  # retrain elasticities weekly on this weekday (0 = Monday)
+    estimation_days: int = Field(365, ge=56)  # history the elasticity models learn from
+    holdout_days: int = Field(56, ge=7)  # the latest days, held out for evaluation
+    # A SKU whose log price varies less than this (std over its estimation days) is not identified:
+    # its elasticity borrows from its category and is flagged.
+    min_price_variation: float = Field(0.03, ge=0)
+    xgboost_rounds: int = Field(300, ge=10)
+    dml_folds: int = Field(3, ge=2)
+    seed: int = 7
+    # The optimiser: maximise expected gross profit or revenue over the next day.
+    objective: Literal["profit", "revenue"] = "profit"
+    ladder_step_pct: float = Field(1.0, gt=0)  # the allowed price points, as steps off the list price
+    ladder_min_pct: float = Field(-30.0, le=0)  # lowest rung, percent off the list price
+    ladder_max_pct: float = Field(15.0, ge=0)  # highest rung, percent above the list price
+    max_change_per_step_pct: float = Field(5.0, gt=0)  # one optimiser run moves a price at most this
+    max_change_per_day_pct: float = Field(10.0, gt=0)  # from the day's first price
+    min_margin_pct: float = Field(8.0, ge=0)  # price at least unit cost x (1 + this)
+    # Share of SKUs (with a rival price) priced at or below their cheapest rival: the price-advantage
+    # rule. 0 switches it off.
+    price_advantage_share: float = Field(0.92, ge=0, le=1)
+    overstock_cover_days: float = Field(60.0, gt=0)  # more cover than this: no price rise, clear stock
+    scarce_cover_days: float = Field(7.0, ge=0)  # less cover than this: no price cut, protect stock
+    max_competitor_age_minutes: int = Field(60, ge=1)  # older rival prices block publishing
+    promo_lock: bool = True  # promoted SKUs keep their promotion price
+
+
 class Settings(_Section):
     home: Path = Field(default=REPO_ROOT)
     generate: GenerateParams = GenerateParams()
@@ -229,6 +277,8 @@ class Settings(_Section):
     warehouse: WarehouseParams = WarehouseParams()
     dbt: DbtParams = DbtParams()
     airflow: AirflowParams = AirflowParams()
+    crawl: CrawlParams = CrawlParams()
+    pricing: PricingParams = PricingParams()
 
     @model_validator(mode="before")
     @classmethod
