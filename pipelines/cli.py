@@ -562,6 +562,66 @@ def plan_replenishment_cmd(date: RunDate = None) -> None:
     )
 
 
+@app.command()
+def crawl(date: RunDate = None, summary_out: SummaryOut = None) -> None:
+    """Crawl the rival sites for their prices (the simulated rivals on 127.0.0.1 by default) and land them."""
+    from pipelines.pricing.crawl import CrawlError
+    from pipelines.pricing.monitor import monitor_competitors
+    from pipelines.pricing.ocr import OcrUnavailable
+
+    s = _settings()
+    day = _run_date(s, date, _family("pricing"))
+    try:
+        result = monitor_competitors(s, day, progress=_say)
+    except (CrawlError, OcrUnavailable, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    summary = result.summary()
+    out.print(
+        "\n".join(f"{k}: {v}" for k, v in summary.items() if not isinstance(v, dict | list)),
+        highlight=False,
+        markup=False,
+    )
+    _write_json(s, summary_out, summary)
+
+
+@plan_app.command("prices")
+def plan_prices_cmd(
+    date: RunDate = None,
+    step: Annotated[
+        str | None,
+        typer.Option(help="The step's time of day, HH:MM UTC (default: now); rerunning a step replaces it"),
+    ] = None,
+) -> None:
+    """Optimise each SKU's next price from the scored elasticities and the latest rival prices; publish."""
+    from pipelines.pricing.decide import PricingInputError, decide_prices
+
+    s = _settings()
+    day = _run_date(s, date, _family("pricing"))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
+    try:
+        at = dt.time.fromisoformat(step) if step else now.time()
+    except ValueError as exc:
+        raise _fail(f"--step {step!r} is not HH:MM", 2) from exc
+    try:
+        result = decide_prices(s, day, dt.datetime.combine(day, at), progress=_say)
+    except PricingInputError as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from exc
+    out.print(
+        f"published {result.changed:,} price changes for {result.skus:,} SKUs ({day} step {at:%H:%M})",
+        highlight=False,
+    )
+
+
+@plan_app.command("pricing-replay")
+def plan_pricing_replay_cmd(date: RunDate = None) -> None:
+    """Replay static, rule-based, AI and oracle pricing against the simulator's true demand."""
+    from pipelines.stages.innovation import replay
+
+    s = _settings()
+    summary = replay(s, _run_date(s, date, _family("pricing")))
+    out.print("\n".join(f"{k}: {v}" for k, v in summary.items()), highlight=False, markup=False)
+
+
 @app.command("dag")
 def dag_cmd(
     dag_id: Annotated[str, typer.Argument(help="DAG id, e.g. foundation")],
@@ -736,7 +796,11 @@ def run(
     except ValueError as exc:
         raise _fail(str(exc), 2) from exc
     run_date = s.generate.start_date + dt.timedelta(days=TIERS[scale].n_days - 1)
-    dags = ["foundation"] + (["core_supply_chain"] if s.rollout.enabled("core") else [])
+    dags = (
+        ["foundation"]
+        + (["core_supply_chain"] if s.rollout.enabled("core") else [])
+        + (["innovation_pricing"] if s.rollout.enabled("innovation") else [])
+    )
     try:
         for dag_id in dags:
             run_dag(s, dag_id, run_date, say=lambda m: out.print(m, highlight=False))
@@ -756,6 +820,11 @@ def run(
             "forecasts:  schema `forecasts` (demand_forecast, replenishment_plan) in the warehouse",
             f"mlflow:     make mlflow-ui  (http://127.0.0.1:5000; store {s.tracking_uri})",
         ]
+    if "innovation_pricing" in dags:
+        lines.append(
+            "pricing:    schema `pricing` (competitor_observations, price_elasticity, price_decisions, "
+            "replay_kpis)"
+        )
     out.print("\n" + "\n".join(lines), highlight=False)
 
 

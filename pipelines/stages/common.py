@@ -118,3 +118,30 @@ def _parse_day(value: Any, what: str) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
         raise ValueError(f"{what} {value!r} is not a YYYY-MM-DD date") from exc
+
+
+def resolve_step(run: Mapping[str, Any]) -> tuple[Settings, dt.date, dt.datetime]:
+    """The settings, business date and step time of a task of a DAG that runs several times a day.
+
+    A run the timetable started (``run_type`` scheduled, every ``crawl.cadence_minutes``) prices the
+    newest published day at the run's own time: its logical date is a wall-clock instant, not a
+    business date. Any other run (triggered by the foundation's asset event, by hand, or ``dags
+    test``) takes its date as :func:`resolve_run` does, and its logical date (else the time it was
+    queued for, else midnight) as the step. Reruns of one run get the same step, so they replace
+    its rows.
+    """
+    settings = load_settings()
+    dag_run = run.get("dag_run")
+    logical = run.get("logical_date")
+    step = logical or getattr(dag_run, "run_after", None)
+    if str(getattr(dag_run, "run_type", "")).lower().endswith("scheduled"):
+        from pipelines.ml.families import get_family
+
+        day = get_family("pricing").last_data_day(settings)
+    else:
+        day = _run_date(run)
+    if not isinstance(step, dt.datetime):
+        step = dt.datetime.combine(day, dt.time())
+    if step.tzinfo is not None:
+        step = step.astimezone(dt.UTC).replace(tzinfo=None)
+    return settings, day, step

@@ -187,3 +187,24 @@ def test_with_no_time_to_wait_a_missing_batch_fails_at_the_first_look(
     settings = _waiting(home, monkeypatch, minutes=0)
     with pytest.raises(BatchMissingError, match=r"no landed partition for 2024-03-01: .* within 0 min"):
         wait_for_batch(settings, DAY)
+
+
+def test_a_pricing_step_takes_its_time_from_the_run_and_its_date_from_the_run_or_the_data(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manual and asset-triggered runs price their own date; a timetable run prices the newest data."""
+    from pipelines.ml import families
+    from pipelines.stages.common import resolve_step
+
+    tick = dt.datetime(2026, 12, 4, 10, 20, tzinfo=dt.UTC)
+    manual = {"ds": "2024-03-01", "logical_date": dt.datetime(2024, 3, 1, tzinfo=dt.UTC), "dag_run": None}
+    assert resolve_step(manual)[1:] == (dt.date(2024, 3, 1), dt.datetime(2024, 3, 1))
+
+    triggered = _asset_triggered(_event("2024-03-01", 1))
+    triggered["dag_run"] = SimpleNamespace(run_type="asset_triggered", run_after=tick)
+    assert resolve_step(triggered)[1:] == (dt.date(2024, 3, 1), dt.datetime(2026, 12, 4, 10, 20))
+
+    newest = SimpleNamespace(last_data_day=lambda _settings: dt.date(2024, 12, 30))
+    monkeypatch.setattr(families, "get_family", lambda name: newest)
+    scheduled = {"ds": "2026-12-04", "logical_date": tick, "dag_run": SimpleNamespace(run_type="scheduled")}
+    assert resolve_step(scheduled)[1:] == (dt.date(2024, 12, 30), dt.datetime(2026, 12, 4, 10, 20))
