@@ -29,7 +29,13 @@ from pipelines.data.contract import CONTRACT_VERSION, TABLES
 from pipelines.data.simulation.signals import WorldSignals, simulate_signals
 from pipelines.data.simulation.sink import TRUTH_DEMAND_SCHEMA, ParquetSink, contract_schema
 from pipelines.data.simulation.skus import simulate_chunk
-from pipelines.data.simulation.tables import RowIds, chunk_tables, chunk_truth
+from pipelines.data.simulation.tables import (
+    TRUTH_PRICES_SCHEMA,
+    RowIds,
+    chunk_price_truth,
+    chunk_tables,
+    chunk_truth,
+)
 
 __all__ = ["CHUNK_SKUS", "GenerateResult", "generate_world", "signal_dimensions"]
 
@@ -67,6 +73,7 @@ def generate_world(
         g, global_tables, effects = simulate_signals(tier, seed, start)
         sinks = {name: ParquetSink(tmp_out / f"{name}.parquet", contract_schema(name)) for name in TABLES}
         truth_sink = ParquetSink(tmp_truth / "demand.parquet", TRUTH_DEMAND_SCHEMA)
+        price_sink = ParquetSink(tmp_truth / "prices.parquet", TRUTH_PRICES_SCHEMA)
         for name, columns in global_tables.items():
             sinks[name].write(columns)
         ids = RowIds()
@@ -77,9 +84,10 @@ def generate_world(
             for name, columns in chunk_tables(g, chunk, rng, ids).items():
                 sinks[name].write(columns)
             truth_sink.write(chunk_truth(g, chunk))
+            price_sink.write(chunk_price_truth(g, chunk))
             if progress:
                 progress(hi, tier.n_skus)
-        for sink in [*sinks.values(), truth_sink]:
+        for sink in [*sinks.values(), truth_sink, price_sink]:
             sink.close()
         _write_truth_tables(tmp_truth, g, effects, scale=scale, seed=seed)
         _replace_dir(tmp_out, out_dir)
@@ -153,6 +161,9 @@ def _write_truth_tables(
                     "lead_time_days",
                 )
             },
+            # At fixed rival prices: (price/list)^e x (rival/price)^c gives e - c on own price.
+            "own_price_elasticity": s["elasticity"] - s["cross_elasticity"],
+            "cross_price_elasticity": s["cross_elasticity"],
         }
     ).write_parquet(truth_dir / "sku_params.parquet")
     churn = np.where(g.churn_t < (1 << 29), g.epoch0 + g.churn_t, -1)
@@ -174,7 +185,9 @@ def _write_truth_tables(
         "model": "expected_demand = base x context x (price/list_price)^elasticity x "
         "(min competitor price/price)^cross_elasticity x promo_uplift^promo x ramp x trend; "
         "context = weekly x yearly x calendar x weather x social; demand ~ NegBin(mean, dispersion); "
-        "units_sold = min(demand, stock)",
+        "units_sold = min(demand, stock); the merchant's price on day t depends on stock at the end of "
+        "day t-1 (markdown on overstock, markup on scarce stock) and promotions start more often on "
+        "high-context days",
         **effects,
     }
     (truth_dir / "effects.json").write_text(json.dumps(meta, indent=1, sort_keys=True))

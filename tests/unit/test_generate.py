@@ -108,11 +108,20 @@ def test_promotion_days_show_higher_expected_demand(tiny_world: Path) -> None:
 
 def test_truth_is_kept_apart_from_landed_data(tiny_world: Path) -> None:
     truth = sorted(p.name for p in (tiny_world / "data" / "truth").iterdir())
-    assert truth == ["customer_segments.parquet", "demand.parquet", "effects.json", "sku_params.parquet"]
+    assert truth == [
+        "customer_segments.parquet",
+        "demand.parquet",
+        "effects.json",
+        "prices.parquet",
+        "sku_params.parquet",
+    ]
     landed_columns = {c for t in TABLES.values() for c in t.column_names}
-    assert not {"elasticity", "expected_demand", "segment", "base_demand"} & landed_columns
+    assert not {"elasticity", "expected_demand", "segment", "base_demand", "merchant_action"} & landed_columns
     params = pl.read_parquet(tiny_world / "data" / "truth" / "sku_params.parquet")
     assert (params["elasticity"] < 0).all() and (params["cross_elasticity"] > 0).all()
+    # Own-price elasticity holds rival prices fixed, so the competitor term steepens it.
+    assert (params["own_price_elasticity"] < params["elasticity"]).all()
+    assert (params["cross_price_elasticity"] == params["cross_elasticity"]).all()
 
 
 def test_the_world_offers_at_least_200_signal_dimensions() -> None:

@@ -20,6 +20,11 @@ __all__ = ["EPOCH", "WorldSignals", "simulate_signals"]
 
 EPOCH = dt.date(1970, 1, 1)
 PLANNER_EVENT_FORESIGHT = 0.6  # share of an event's uplift the replenishment planner anticipates
+PROMO_START_RATE = 0.012  # mean daily chance a SKU starts a promotion outside the festival kick-offs
+FESTIVAL_JOIN_RATE = 0.45  # chance a SKU joins a festival kick-off
+# Merchants place promotions where demand is high: the start chance goes with the leaf's context
+# (relative to its own mean) to this power, capped so that no day promotes everything.
+PROMO_PEAK_POWER, PROMO_START_CAP = 2.0, 0.15
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class WorldSignals:
     planner: np.ndarray  # (leaf, day) what the replenishment planner expects, relative
     calendar: np.ndarray  # (leaf, day) calendar multiplier alone
     event_day: np.ndarray  # (day,) bool: a peak shopping day (busy logistics)
-    promo_start_rate: np.ndarray  # (day,) probability a SKU starts a promotion
+    promo_start_rate: np.ndarray  # (leaf, day) probability a SKU starts a promotion
     festival_len: np.ndarray  # (day,) length of festival promotions starting that day, else 0
     competitor_event: np.ndarray  # (day,) competitors' event discount multiplier
     leaf_return_rate: np.ndarray
@@ -102,7 +107,7 @@ def simulate_signals(
     peak = np.log(calendar).max(0)
     event_day = peak > 0.5
     kickoff = np.array([(d.month, d.day) in {(6, 8), (11, 4), (12, 9)} for d in days])
-    promo_start_rate = np.where(kickoff, 0.45, 0.012)
+    promo_start_rate = _promo_start_rate(context, kickoff)
     # Festival promotions run from the kick-off to the peak day (618, 11.11, 12.12).
     festival_len = np.array([{(6, 8): 11, (11, 4): 8, (12, 9): 4}.get((d.month, d.day), 0) for d in days])
     competitor_event = np.where(peak > 0.5, 0.9, 1.0)
@@ -186,6 +191,19 @@ def simulate_signals(
         "national_rain_mm": national_rain.round(3).tolist(),
     }
     return g, tables, effects
+
+
+def _promo_start_rate(context: np.ndarray, kickoff: np.ndarray) -> np.ndarray:
+    """Chance per (leaf, day) that a SKU starts a promotion: peak days draw more, kick-offs most.
+
+    Outside the festival kick-offs the chance follows the leaf's demand context, scaled so that its
+    mean over those days stays :data:`PROMO_START_RATE`; promotions therefore coincide with high demand,
+    which is what a naive price regression mistakes for price response.
+    """
+    relative = (context / context.mean(1, keepdims=True)) ** PROMO_PEAK_POWER
+    relative = relative / relative[:, ~kickoff].mean(1, keepdims=True) if (~kickoff).any() else relative
+    rate = np.minimum(PROMO_START_RATE * relative, PROMO_START_CAP)
+    return np.where(kickoff[None, :], FESTIVAL_JOIN_RATE, rate)
 
 
 def _leaf_params() -> dict[str, np.ndarray]:

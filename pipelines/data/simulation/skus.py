@@ -14,10 +14,20 @@ import numpy as np
 from pipelines.data import world as w
 from pipelines.data.simulation.signals import WorldSignals
 
-__all__ = ["Records", "SkuChunk", "simulate_chunk"]
+__all__ = ["ACTIONS", "Records", "SkuChunk", "simulate_chunk"]
 
 CASE_SIZE = 6  # suppliers ship in cases
 SAFETY_FACTOR, COVER_DAYS, REVIEW_DAYS = 1.3, 12, 2
+
+# The merchant's own pricing, reviewed once a week per SKU. Cover is stock over the planner's
+# daily demand; normal stock is the planner's order-up-to level plus a case.
+PRICE_REVIEW_DAYS = 7
+OVERSTOCK_FACTOR = 1.5  # stock above this multiple of normal: mark down until back to normal
+MARKDOWN_PCT = (10, 20)
+SCARCE_COVER_DAYS = 2.0  # cover under this many days: mark up until the next delivery
+MARKUP_PCT = (5, 10)
+ACTIONS = ("none", "markdown", "markup")
+NONE, MARKDOWN, MARKUP = range(len(ACTIONS))
 
 # Events appended day by day as parallel arrays, one tuple per day with any (see SkuChunk).
 Records = list[tuple[np.ndarray, ...]]
@@ -40,12 +50,14 @@ class SkuChunk:
         promotions: Per day with a start: (sku, start day, duration, type, discount percent).
         competitor_paths: Per competitor, its price (inf where it does not carry the SKU).
         competitor_changes: Per competitor, a new price observed (competitor_prices rows).
+        competitor_min: The cheapest rival's price (inf where no rival carries the SKU).
         expected: (sku, day, channel) expected demand, the truth behind the draws.
         demand: (sku, day, channel) demand drawn, before stock-outs.
         units: (sku, day, channel) units sold: demand censored by stock.
         on_hand: Units in stock at the end of the day.
         on_order: Units ordered and not yet received.
         purchase_orders: Per day with an order: (sku, order day, lead time, arrival day, quantity).
+        action: The merchant's pricing state, an index into :data:`ACTIONS` (0 where not on sale).
     """
 
     sku: dict[str, np.ndarray]
@@ -58,16 +70,23 @@ class SkuChunk:
     promotions: Records
     competitor_paths: list[np.ndarray]
     competitor_changes: list[np.ndarray]
+    competitor_min: np.ndarray
     expected: np.ndarray
     demand: np.ndarray
     units: np.ndarray
     on_hand: np.ndarray
     on_order: np.ndarray
     purchase_orders: Records
+    action: np.ndarray
 
 
 def simulate_chunk(g: WorldSignals, idx: np.ndarray, rng: np.random.Generator) -> SkuChunk:
-    """Simulate the SKUs ``idx`` (indices into ``g.sku``) over the whole window with ``rng``."""
+    """Simulate the SKUs ``idx`` (indices into ``g.sku``) over the whole window with ``rng``.
+
+    What does not depend on the merchant's decisions (base shelf prices, competitors, demand noise)
+    is drawn up front; prices, demand and stock then run day by day together, because the
+    merchant prices each day from the stock left the evening before.
+    """
     s = {k: v[idx] for k, v in g.sku.items()}
     n, n_days = len(idx), g.n_days
     days = np.arange(n_days)
@@ -76,14 +95,10 @@ def simulate_chunk(g: WorldSignals, idx: np.ndarray, rng: np.random.Generator) -
     first = np.clip(launch, 0, n_days - 1)
     active = days[None, :] >= launch[:, None]
 
-    # Shelf price: list price adjusted now and then (every ~45 days).
+    # Base shelf price: list price adjusted now and then (every ~45 days); the merchant's
+    # markdowns and markups come on top of it in the day loop.
     levels = np.round(list_price[:, None] * rng.uniform(0.88, 1.04, (n, n_days)), 1)
-    shelf = _piecewise(rng, levels, 1 / 45, first)
-    price_change = active & _changed(shelf, first)
-
-    # Promotions: at most one at a time; everyone joins the festival kick-offs more often.
-    discount, promo_rows = _simulate_promotions(g, rng, active)
-    price = np.round(shelf * (1 - discount / 100), 2)
+    base_shelf = _piecewise(rng, levels, 1 / 45, first)
 
     # Competitors: their own level per SKU, price moves every ~2 weeks, deeper on peak days.
     comp_paths, comp_obs = [], []
@@ -96,97 +111,217 @@ def simulate_chunk(g: WorldSignals, idx: np.ndarray, rng: np.random.Generator) -
         comp_obs.append(carried & _changed(path, first))
     competitor_min = np.min(comp_paths, axis=0)
 
-    # Expected demand from the causal model, then negative-binomial draws per channel.
     age = days[None, :] - launch[:, None]
+    ramp = w.ramp_up(age, s["ramp_days"][:, None])
     growth = np.exp(s["trend_per_year"][:, None] * days[None, :] / 365.25)
-    context = g.context[s["leaf"]] * w.ramp_up(age, s["ramp_days"][:, None]) * growth
-    lam = (
-        w.expected_demand(
-            s["base_demand"][:, None],
-            price=price,
-            reference_price=list_price[:, None],
-            elasticity=s["elasticity"][:, None],
-            competitor_price=competitor_min,
-            cross_elasticity=s["cross_elasticity"][:, None],
-            promo_active=discount > 0,
-            promo_uplift=s["promo_uplift"][:, None],
-            context=context,
-        )
-        * active
-    )
-    share = np.stack([s["app_share"], 1 - s["app_share"]], axis=1)[:, None, :]
-    lam_ch = lam[:, :, None] * share
     k = s["dispersion"][:, None, None]
-    demand = rng.poisson(lam_ch * rng.gamma(k, 1 / k, lam_ch.shape))
-
-    planned = (
-        s["base_demand"][:, None] * g.planner[s["leaf"]] * w.ramp_up(age, s["ramp_days"][:, None]) * growth
+    noise = rng.gamma(k, 1 / k, (n, n_days, len(w.CHANNELS)))  # negative-binomial mixing
+    market = _Market(
+        context=g.context[s["leaf"]] * ramp * growth,
+        planned=s["base_demand"][:, None] * g.planner[s["leaf"]] * ramp * growth,
+        competitor_min=competitor_min,
+        noise=noise,
     )
-    sold, on_hand, on_order, po = _simulate_inventory(g, rng, s, demand.sum(2), planned, first, active)
-    units = _split_channels(rng, demand, sold)
+    day = _simulate_days(g, rng, s, market, base_shelf, first, active)
+    units = _split_channels(rng, day.demand, day.sold)
     return SkuChunk(
         sku=s,
         sku_id=sku_id,
         active=active,
-        shelf=shelf,
-        price_change=price_change,
-        discount=discount,
-        price=price,
-        promotions=promo_rows,
+        shelf=day.shelf,
+        price_change=active & _changed(day.shelf, first),
+        discount=day.discount,
+        price=day.price,
+        promotions=day.promotions,
         competitor_paths=comp_paths,
         competitor_changes=comp_obs,
-        expected=lam_ch,
-        demand=demand,
+        competitor_min=competitor_min,
+        expected=day.expected,
+        demand=day.demand,
         units=units,
-        on_hand=on_hand,
-        on_order=on_order,
-        purchase_orders=po,
+        on_hand=day.on_hand,
+        on_order=day.on_order,
+        purchase_orders=day.purchase_orders,
+        action=day.action,
     )
 
 
-def _simulate_promotions(
-    g: WorldSignals, rng: np.random.Generator, active: np.ndarray
-) -> tuple[np.ndarray, Records]:
-    n, n_days = active.shape
-    remaining = np.zeros(n, np.int64)
-    current = np.zeros(n)
-    discount = np.zeros((n, n_days))
-    records: Records = []
-    u = rng.random((n, n_days))
-    for t in range(n_days):
-        starts = np.flatnonzero((remaining == 0) & active[:, t] & (u[:, t] < g.promo_start_rate[t]))
-        if len(starts):
-            m = len(starts)
-            if g.festival_len[t]:
-                kind = np.full(m, 2)
-                dur = np.full(m, g.festival_len[t])
-                pct = rng.integers(10, 41, m).astype(float)
-            else:
-                flash = rng.random(m) < 0.25
-                kind = flash.astype(np.int64)
-                dur = np.where(flash, rng.integers(1, 3, m), rng.integers(3, 11, m))
-                pct = np.where(flash, rng.integers(20, 51, m), rng.integers(5, 31, m)).astype(float)
-            dur = np.minimum(dur, n_days - t)
-            remaining[starts], current[starts] = dur, pct
-            records.append((starts, np.full(m, t), dur, kind, pct))
-        on = remaining > 0
-        discount[:, t] = np.where(on, current, 0.0)
-        remaining[on] -= 1
-    return discount, records
+@dataclass(frozen=True)
+class _Market:
+    """What the SKUs face whatever the merchant does, per (sku, day)."""
+
+    context: np.ndarray  # demand multiplier: seasonality, calendar, weather, social, ramp-up, trend
+    planned: np.ndarray  # the replenishment planner's daily demand forecast
+    competitor_min: np.ndarray  # cheapest rival price (inf where none carries the SKU)
+    noise: np.ndarray  # (sku, day, channel) gamma mixing of the negative-binomial draws
 
 
-def _simulate_inventory(
+@dataclass(frozen=True)
+class _Days:
+    """The outcome of the day loop (see :class:`SkuChunk` for the meaning of each array)."""
+
+    shelf: np.ndarray
+    discount: np.ndarray
+    price: np.ndarray
+    promotions: Records
+    expected: np.ndarray
+    demand: np.ndarray
+    sold: np.ndarray
+    on_hand: np.ndarray
+    on_order: np.ndarray
+    purchase_orders: Records
+    action: np.ndarray
+
+
+def _simulate_days(
     g: WorldSignals,
     rng: np.random.Generator,
     s: dict[str, np.ndarray],
-    demand: np.ndarray,
-    planned: np.ndarray,
+    market: _Market,
+    base_shelf: np.ndarray,
     first: np.ndarray,
     active: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Records]:
-    """Daily (s, S) replenishment against a planner's forecast; sales are censored by stock."""
-    n, n_days = demand.shape
+) -> _Days:
+    """Price, promote, sell and replenish day by day, vectorised over the chunk's SKUs.
+
+    Each morning the merchant reviews the prices of the SKUs whose weekly review falls that day:
+    stock far above the planner's order-up-to level is marked down until its cover is back to
+    normal; cover of only a few days is marked up until the next delivery arrives. Promotions start
+    at random, more often when the leaf's demand is high, never on SKUs already short of stock.
+    Sales are demand censored by stock; a daily (s, S) rule orders against the planner's forecast.
+    """
+    n, n_days = active.shape
     lead = s["lead_time_days"]
+    reorder_point, order_up_to = _replenishment_levels(market.planned, lead)
+    # Day-major copies: the loop reads and writes one day of every SKU at a time.
+    on_sale, planned, reorder_point, order_up_to, base_shelf, rival, context = (
+        np.ascontiguousarray(x.T)
+        for x in (
+            active,
+            market.planned,
+            reorder_point,
+            order_up_to,
+            base_shelf,
+            market.competitor_min,
+            market.context,
+        )
+    )
+    normal_stock = order_up_to + CASE_SIZE  # what the planner orders up to, rounded up to a case
+    promo_rate = np.ascontiguousarray(g.promo_start_rate[s["leaf"]].T)
+    noise = np.ascontiguousarray(market.noise.transpose(1, 0, 2))
+    review_day = rng.integers(0, PRICE_REVIEW_DAYS, n)
+    markdown_draw = rng.integers(MARKDOWN_PCT[0], MARKDOWN_PCT[1] + 1, (n_days, n))
+    markup_draw = rng.integers(MARKUP_PCT[0], MARKUP_PCT[1] + 1, (n_days, n))
+    promo_u = rng.random((n_days, n))
+    share = np.stack([s["app_share"], 1 - s["app_share"]], axis=1)
+    demand_args = dict(
+        base=s["base_demand"],
+        reference_price=s["list_price"],
+        elasticity=s["elasticity"],
+        cross_elasticity=s["cross_elasticity"],
+        promo_uplift=s["promo_uplift"],
+    )
+
+    shelf = np.zeros((n_days, n))
+    discount = np.zeros((n_days, n))
+    price = np.zeros((n_days, n))
+    expected = np.zeros((n_days, n, len(w.CHANNELS)))
+    demand = np.zeros((n_days, n, len(w.CHANNELS)), np.int64)
+    sold = np.zeros((n_days, n), np.int64)
+    on_hand = np.zeros((n_days, n), np.int64)
+    on_order = np.zeros((n_days, n), np.int64)
+    action = np.zeros((n_days, n), np.int8)
+    promotions: Records = []
+    orders: Records = []
+
+    arrivals = np.zeros((n_days + int(lead.max()) + 40, n), np.int64)
+    stock = np.zeros(n, np.int64)
+    open_units = np.zeros(n, np.int64)
+    state = np.zeros(n, np.int8)  # index into ACTIONS
+    adjust = np.ones(n)  # the merchant's multiplier on the base shelf price
+    promo_left = np.zeros(n, np.int64)
+    promo_pct = np.zeros(n)
+    for t in range(n_days):
+        on = on_sale[t]
+        opening = first == t
+        stock[opening] = CASE_SIZE * np.ceil(order_up_to[t, opening] / CASE_SIZE).astype(np.int64) + CASE_SIZE
+        arrived = arrivals[t]
+
+        # Price review on last night's stock; a delivery ends a markup at once.
+        cover = stock / np.maximum(planned[t], 1e-9)
+        review = on & ((t - review_day) % PRICE_REVIEW_DAYS == 0)
+        state[(state == MARKUP) & (arrived > 0)] = NONE
+        state[review & (state == MARKDOWN) & (stock <= normal_stock[t])] = NONE
+        state[review & (state == MARKUP) & (cover >= SCARCE_COVER_DAYS)] = NONE
+        idle = review & (state == NONE)
+        start_down = idle & (stock > OVERSTOCK_FACTOR * normal_stock[t])
+        start_up = idle & (stock > 0) & (cover < SCARCE_COVER_DAYS) & ~opening
+        state[start_down], state[start_up] = MARKDOWN, MARKUP
+        adjust[start_down] = 1 - markdown_draw[t, start_down] / 100
+        adjust[start_up] = 1 + markup_draw[t, start_up] / 100
+        adjust[state == NONE] = 1.0
+        shelf[t] = np.round(base_shelf[t] * adjust, 1)
+        action[t] = np.where(on, state, NONE)
+
+        # Promotions: at most one at a time; none on stock the merchant is already rationing.
+        starts = np.flatnonzero((promo_left == 0) & on & (state != MARKUP) & (promo_u[t] < promo_rate[t]))
+        if len(starts):
+            kind, dur, pct = _draw_promotions(rng, len(starts), int(g.festival_len[t]))
+            dur = np.minimum(dur, n_days - t)
+            promo_left[starts], promo_pct[starts] = dur, pct
+            promotions.append((starts, np.full(len(starts), t), dur, kind, pct))
+        promo = promo_left > 0
+        discount[t] = np.where(promo, promo_pct, 0.0)
+        promo_left[promo] -= 1
+        price[t] = np.round(shelf[t] * (1 - discount[t] / 100), 2)
+
+        # Demand from the causal model at today's prices, censored by the stock available.
+        lam = w.expected_demand(
+            **demand_args, price=price[t], competitor_price=rival[t], promo_active=promo, context=context[t]
+        )
+        expected[t] = np.where(on, lam, 0.0)[:, None] * share
+        demand[t] = rng.poisson(expected[t] * noise[t])
+        available = stock + arrived
+        open_units -= arrived
+        sold[t] = np.minimum(demand[t].sum(1), available)
+        stock = available - sold[t]
+
+        position = stock + open_units
+        k = np.flatnonzero(on & (position <= reorder_point[t]))
+        if len(k):
+            qty = CASE_SIZE * np.maximum(np.ceil((order_up_to[t, k] - position[k]) / CASE_SIZE), 1).astype(
+                np.int64
+            )
+            # Suppliers are late by a day or so, and now and then by a week or two.
+            delay = rng.poisson(1.0, len(k)) + (rng.random(len(k)) < 0.05) * rng.integers(5, 15, len(k))
+            arrive = t + lead[k] + delay
+            arrivals[np.minimum(arrive, arrivals.shape[0] - 1), k] += qty
+            open_units[k] += qty
+            orders.append((k, np.full(len(k), t), lead[k], arrive, qty))
+        on_hand[t] = stock
+        on_order[t] = open_units
+
+    def sku_major(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.swapaxes(x, 0, 1))
+
+    return _Days(
+        shelf=sku_major(shelf),
+        discount=sku_major(discount),
+        price=sku_major(price),
+        promotions=promotions,
+        expected=sku_major(expected),
+        demand=sku_major(demand),
+        sold=sku_major(sold),
+        on_hand=sku_major(on_hand),
+        on_order=sku_major(on_order),
+        purchase_orders=orders,
+        action=sku_major(action),
+    )
+
+
+def _replenishment_levels(planned: np.ndarray, lead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder point and order-up-to level per (sku, day), in units, from the planner's forecast."""
+    n, n_days = planned.shape
     horizon = int(lead.max()) + REVIEW_DAYS + 1
     padded = np.concatenate([planned, np.repeat(planned[:, -1:], horizon, axis=1)], axis=1)
     cum = np.concatenate([np.zeros((n, 1)), np.cumsum(padded, axis=1)], axis=1)
@@ -195,36 +330,17 @@ def _simulate_inventory(
     reorder_point = SAFETY_FACTOR * (
         np.take_along_axis(cum, days + 1 + window, 1) - np.take_along_axis(cum, days + 1, 1)
     )
-    order_up_to = reorder_point + COVER_DAYS * planned
-    arrivals = np.zeros((n, n_days + horizon + 20), np.int64)
-    stock = np.zeros(n, np.int64)
-    open_units = np.zeros(n, np.int64)
-    sold = np.zeros((n, n_days), np.int64)
-    on_hand = np.zeros((n, n_days), np.int64)
-    on_order = np.zeros((n, n_days), np.int64)
-    po: Records = []
-    for t in range(n_days):
-        opening = first == t
-        stock[opening] = CASE_SIZE * np.ceil(order_up_to[opening, t] / CASE_SIZE).astype(np.int64) + CASE_SIZE
-        available = stock + arrivals[:, t]
-        open_units -= arrivals[:, t]
-        sold[:, t] = np.minimum(demand[:, t], available)
-        stock = available - sold[:, t]
-        position = stock + open_units
-        k = np.flatnonzero(active[:, t] & (position <= reorder_point[:, t]))
-        if len(k):
-            qty = CASE_SIZE * np.maximum(np.ceil((order_up_to[k, t] - position[k]) / CASE_SIZE), 1).astype(
-                np.int64
-            )
-            # Suppliers are late by a day or so, and now and then by a week or two.
-            delay = rng.poisson(1.0, len(k)) + (rng.random(len(k)) < 0.05) * rng.integers(5, 15, len(k))
-            arrive = t + lead[k] + delay
-            arrivals[k, np.minimum(arrive, arrivals.shape[1] - 1)] += qty
-            open_units[k] += qty
-            po.append((k, np.full(len(k), t), lead[k], arrive, qty))
-        on_hand[:, t] = stock
-        on_order[:, t] = open_units
-    return sold, on_hand, on_order, po
+    return reorder_point, reorder_point + COVER_DAYS * planned
+
+
+def _draw_promotions(rng: np.random.Generator, m: int, festival_len: int) -> tuple[np.ndarray, ...]:
+    """Type, duration and discount of ``m`` promotions starting on a day (festival or not)."""
+    if festival_len:
+        return np.full(m, 2), np.full(m, festival_len), rng.integers(10, 41, m).astype(float)
+    flash = rng.random(m) < 0.25
+    dur = np.where(flash, rng.integers(1, 3, m), rng.integers(3, 11, m))
+    pct = np.where(flash, rng.integers(20, 51, m), rng.integers(5, 31, m)).astype(float)
+    return flash.astype(np.int64), dur, pct
 
 
 def _split_channels(rng: np.random.Generator, demand: np.ndarray, sold: np.ndarray) -> np.ndarray:

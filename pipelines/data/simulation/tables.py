@@ -15,15 +15,30 @@ import pyarrow as pa
 from pipelines.data import world as w
 from pipelines.data.simulation.signals import WorldSignals
 from pipelines.data.simulation.sink import Columns
-from pipelines.data.simulation.skus import Records, SkuChunk
+from pipelines.data.simulation.skus import ACTIONS, Records, SkuChunk
 
-__all__ = ["RowIds", "chunk_tables", "chunk_truth"]
+__all__ = ["TRUTH_PRICES_SCHEMA", "RowIds", "chunk_price_truth", "chunk_tables", "chunk_truth"]
 
 CLICKSTREAM_SAMPLE = 0.1  # browsing_events keeps 1 in 10 sessions
 VIEWS_PER_UNIT, CARTS_PER_UNIT = 6.0, 1.5  # full-traffic events per unit of expected demand
 RETURN_REASONS = ("size_fit", "damaged", "not_as_described", "changed_mind")
 TICKET_REASONS = ("delivery_delay", "damaged", "wrong_item", "quality", "how_to")
 PROMO_TYPES = ("discount", "flash_sale", "festival")
+
+# data/truth/prices.parquet: one row per SKU-day on sale (see docs/simulation.md).
+TRUTH_PRICES_SCHEMA = pa.schema(
+    [
+        pa.field("date", pa.date32()),
+        pa.field("sku_id", pa.int64()),
+        pa.field("shelf_price", pa.float64()),
+        pa.field("discount_pct", pa.float64()),
+        pa.field("price", pa.float64()),
+        pa.field("competitor_min_price", pa.float64()),
+        pa.field("expected_demand", pa.float64()),
+        pa.field("on_hand_units", pa.int64()),
+        pa.field("merchant_action", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -74,6 +89,27 @@ def chunk_truth(g: WorldSignals, chunk: SkuChunk) -> Columns:
         "expected_demand": np.round(chunk.expected[ii, tt].ravel(), 5),
         "demand": chunk.demand[ii, tt].ravel(),
         "units_sold": chunk.units[ii, tt].ravel(),
+    }
+
+
+def chunk_price_truth(g: WorldSignals, chunk: SkuChunk) -> Columns:
+    """Ground truth per SKU-day on sale: the prices set, why, and the demand they met.
+
+    ``expected_demand`` is the causal model's mean summed over channels at the price paid; the
+    merchant's action is its pricing state that day (markdown on overstock, markup on scarce stock).
+    """
+    ii, tt = np.nonzero(chunk.active)
+    rival = chunk.competitor_min[ii, tt]
+    return {
+        "date": g.epoch0 + tt,
+        "sku_id": chunk.sku_id[ii],
+        "shelf_price": chunk.shelf[ii, tt],
+        "discount_pct": chunk.discount[ii, tt],
+        "price": chunk.price[ii, tt],
+        "competitor_min_price": pa.array(np.where(np.isfinite(rival), rival, 0.0), mask=~np.isfinite(rival)),
+        "expected_demand": np.round(chunk.expected[ii, tt].sum(1), 5),
+        "on_hand_units": chunk.on_hand[ii, tt],
+        "merchant_action": (chunk.action[ii, tt], ACTIONS),
     }
 
 
