@@ -202,6 +202,7 @@ def land_batch(
     *,
     progress: Callable[[str], None] | None = None,
     require_facts: bool = True,
+    raw_dir: Path | None = None,
 ) -> LandResult:
     """Check every file of a batch against the contract and publish it as ``raw/dt=<batch_date>``.
 
@@ -215,6 +216,8 @@ def land_batch(
         progress: Called with short human-readable messages as the landing goes.
         require_facts: Refuse a batch without ``daily_sales`` or ``order_lines`` rows dated
             ``batch_date``. False lands a master-data-only batch; ``ecom land`` and the DAG never do.
+        raw_dir: Publish under this folder instead of ``settings.raw_dir`` (the competitor-price
+            crawl lands its batches apart from the retailer's, under ``data/crawl/raw``).
 
     Returns:
         Where the batch is published, its id and row counts.
@@ -225,7 +228,7 @@ def land_batch(
             batch has no facts for ``batch_date``, or the same files are landed under another date.
     """
     say = progress or _silent
-    raw = settings.raw_dir
+    raw = raw_dir if raw_dir is not None else settings.raw_dir
     staging_root = raw / STAGING
     with _exclusive_lock(raw / LOCK_FILE):
         _recover(raw, settings, say)
@@ -240,7 +243,7 @@ def land_batch(
             batch_id = _batch_id(files)
 
             final = raw / f"dt={batch_date.isoformat()}"
-            for partition in list_partitions(settings):
+            for partition in _partitions_in(raw):
                 manifest = _try_manifest(partition)
                 if manifest is None or manifest.get("batch_id") != batch_id:
                     continue
@@ -341,7 +344,10 @@ def last_sales_date(folder: Path) -> datetime.date:
 
 def list_partitions(settings: Settings) -> list[Path]:
     """Published raw partitions (``dt=YYYY-MM-DD`` folders), oldest first."""
-    raw = settings.raw_dir
+    return _partitions_in(settings.raw_dir)
+
+
+def _partitions_in(raw: Path) -> list[Path]:
     if not raw.is_dir():
         return []
     return sorted(p for p in raw.iterdir() if p.is_dir() and _PARTITION_RE.fullmatch(p.name))
