@@ -339,3 +339,58 @@ def forecast_accuracy_chart(
         if len(models) > 1:
             by_week_ax.legend(loc="upper left")
         return _svg(fig)
+
+
+def price_gap_chart(gaps: pl.DataFrame, day: dt.date) -> str:
+    """Distribution of our price's gap to the cheapest rival, one value per SKU on ``day``.
+
+    Args:
+        gaps: ``gap_to_min_pct`` (percent; > 0: dearer than the cheapest rival).
+        day: The day the gaps are of, for the title.
+    """
+    values = gaps["gap_to_min_pct"].drop_nulls().cast(pl.Float64).to_numpy()
+    with _style("price_gap"):
+        fig = Figure(figsize=(10, 2.8), layout="constrained")
+        ax = fig.subplots(1, 1)
+        if len(values):
+            low, high = float(min(values.min(), 0.0)), float(max(values.max(), 0.0))
+            bins = max(10, min(40, len(values) // 3))
+            edges = [low + (high - low) * i / bins for i in range(bins + 1)] if high > low else bins
+            below = values[values <= 0]
+            above = values[values > 0]
+            ax.hist([below, above], bins=edges, stacked=True, color=[ACCENT, SECOND],
+                    label=["at or below the cheapest rival", "dearer"])  # fmt: skip
+            ax.legend(loc="upper right")
+        ax.axvline(0, color=INK, linewidth=1)
+        ax.set_title(f"Our price against the cheapest rival, {day} (SKUs)")
+        ax.set_xlabel("gap to the cheapest rival's price")
+        ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        return _svg(fig)
+
+
+def elasticity_chart(by_category: pl.DataFrame) -> str:
+    """Own-price elasticity by category: the median with the interquartile range and the extremes.
+
+    Args:
+        by_category: ``category, skus, median, p25, p75, low, high``, one row per category.
+    """
+    frame = by_category.sort("median", descending=True)
+    names = [f"{c} ({n})" for c, n in zip(frame["category"].to_list(), frame["skus"].to_list(), strict=True)]
+    with _style("elasticity"):
+        fig = Figure(figsize=(10, 0.5 + 0.32 * max(frame.height, 2)), layout="constrained")
+        ax = fig.subplots(1, 1)
+        ys = list(range(frame.height))
+        ax.hlines(ys, _values(frame, "low"), _values(frame, "high"), color=OTHER, linewidth=1.2)
+        ax.hlines(ys, _values(frame, "p25"), _values(frame, "p75"), color=ACCENT, linewidth=5, alpha=0.5)
+        ax.plot(_values(frame, "median"), ys, "o", color=ACCENT, markersize=5)
+        ax.set_yticks(ys, names)
+        ax.axvline(-1, color=MUTED, linewidth=1, linestyle="--")
+        ax.annotate(
+            "unit elastic", (-1, 1), xycoords=("data", "axes fraction"), xytext=(3, -10),
+            textcoords="offset points", fontsize=8, color=MUTED,
+        )  # fmt: skip
+        ax.set_title("Own-price elasticity by category, identified SKUs (median, quartiles, range)")
+        ax.grid(axis="y", visible=False)
+        ax.grid(axis="x", visible=True)
+        return _svg(fig)

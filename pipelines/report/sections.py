@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import jinja2
 
-from pipelines.report import forecasting
+from pipelines.report import forecasting, pricing
 
 # Published relations and their columns: {"marts.fct_demand_forecasts": {"run_date", ...}}.
 Catalog = Mapping[str, set[str]]
@@ -59,6 +59,13 @@ MODEL_SECTIONS: tuple[ModelSection, ...] = (
         load=forecasting.load,
         render=forecasting.render,
         absent=forecasting.ABSENT,
+    ),
+    ModelSection(
+        id="pricing",
+        title="Dynamic pricing",
+        load=pricing.load,
+        render=pricing.render,
+        absent=pricing.ABSENT,
     ),
 )
 
