@@ -24,6 +24,9 @@ SAFETY_FACTOR, COVER_DAYS, REVIEW_DAYS = 1.3, 12, 2
 PRICE_REVIEW_DAYS = 7
 OVERSTOCK_FACTOR = 1.5  # stock above this multiple of normal: mark down until back to normal
 MARKDOWN_PCT = (10, 20)
+# A markdown that has not cleared the overstock after this many weeks is cut by another step,
+# down to at most MAX_MARKDOWN off the base shelf price (clearance).
+MARKDOWN_STEP_WEEKS, MAX_MARKDOWN = 4, 0.4
 SCARCE_COVER_DAYS = 2.0  # cover under this many days: mark up until the next delivery
 MARKUP_PCT = (5, 10)
 ACTIONS = ("none", "markdown", "markup")
@@ -186,7 +189,8 @@ def _simulate_days(
 
     Each morning the merchant reviews the prices of the SKUs whose weekly review falls that day:
     stock far above the planner's order-up-to level is marked down until its cover is back to
-    normal; cover of only a few days is marked up until the next delivery arrives. Promotions start
+    normal (deeper every few weeks while it stays far above); cover of only a few days is marked
+    up until the next delivery arrives. Promotions start
     at random, more often when the leaf's demand is high, never on SKUs already short of stock.
     Sales are demand censored by stock; a daily (s, S) rule orders against the planner's forecast.
     """
@@ -210,8 +214,7 @@ def _simulate_days(
     promo_rate = np.ascontiguousarray(g.promo_start_rate[s["leaf"]].T)
     noise = np.ascontiguousarray(market.noise.transpose(1, 0, 2))
     review_day = rng.integers(0, PRICE_REVIEW_DAYS, n)
-    markdown_draw = rng.integers(MARKDOWN_PCT[0], MARKDOWN_PCT[1] + 1, (n_days, n))
-    markup_draw = rng.integers(MARKUP_PCT[0], MARKUP_PCT[1] + 1, (n_days, n))
+    reviewing = review_day[None, :] == np.arange(PRICE_REVIEW_DAYS)[:, None]  # (weekday slot, sku)
     promo_u = rng.random((n_days, n))
     share = np.stack([s["app_share"], 1 - s["app_share"]], axis=1)
     demand_args = dict(
@@ -239,6 +242,7 @@ def _simulate_days(
     open_units = np.zeros(n, np.int64)
     state = np.zeros(n, np.int8)  # index into ACTIONS
     adjust = np.ones(n)  # the merchant's multiplier on the base shelf price
+    changed_at = np.zeros(n, np.int64)  # day the current markdown was last cut
     promo_left = np.zeros(n, np.int64)
     promo_pct = np.zeros(n)
     for t in range(n_days):
@@ -249,16 +253,29 @@ def _simulate_days(
 
         # Price review on last night's stock; a delivery ends a markup at once.
         cover = stock / np.maximum(planned[t], 1e-9)
-        review = on & ((t - review_day) % PRICE_REVIEW_DAYS == 0)
+        review = on & reviewing[t % PRICE_REVIEW_DAYS]
         state[(state == MARKUP) & (arrived > 0)] = NONE
         state[review & (state == MARKDOWN) & (stock <= normal_stock[t])] = NONE
         state[review & (state == MARKUP) & (cover >= SCARCE_COVER_DAYS)] = NONE
+        deepen = (
+            review
+            & (state == MARKDOWN)
+            & (t - changed_at >= MARKDOWN_STEP_WEEKS * PRICE_REVIEW_DAYS)
+            & (stock > OVERSTOCK_FACTOR * normal_stock[t])
+        )
+        if deepen.any():
+            cut = adjust[deepen] - _percent(rng, MARKDOWN_PCT, int(deepen.sum()))
+            adjust[deepen] = np.maximum(cut, 1 - MAX_MARKDOWN)
+            changed_at[deepen] = t
         idle = review & (state == NONE)
         start_down = idle & (stock > OVERSTOCK_FACTOR * normal_stock[t])
         start_up = idle & (stock > 0) & (cover < SCARCE_COVER_DAYS) & ~opening
         state[start_down], state[start_up] = MARKDOWN, MARKUP
-        adjust[start_down] = 1 - markdown_draw[t, start_down] / 100
-        adjust[start_up] = 1 + markup_draw[t, start_up] / 100
+        changed_at[start_down] = t
+        if start_down.any():
+            adjust[start_down] = 1 - _percent(rng, MARKDOWN_PCT, int(start_down.sum()))
+        if start_up.any():
+            adjust[start_up] = 1 + _percent(rng, MARKUP_PCT, int(start_up.sum()))
         adjust[state == NONE] = 1.0
         shelf[t] = np.round(base_shelf[t] * adjust, 1)
         action[t] = np.where(on, state, NONE)
@@ -331,6 +348,11 @@ def _replenishment_levels(planned: np.ndarray, lead: np.ndarray) -> tuple[np.nda
         np.take_along_axis(cum, days + 1 + window, 1) - np.take_along_axis(cum, days + 1, 1)
     )
     return reorder_point, reorder_point + COVER_DAYS * planned
+
+
+def _percent(rng: np.random.Generator, bounds: tuple[int, int], m: int) -> np.ndarray:
+    """``m`` whole percentages drawn uniformly between ``bounds`` (inclusive), as fractions."""
+    return rng.integers(bounds[0], bounds[1] + 1, m) / 100
 
 
 def _draw_promotions(rng: np.random.Generator, m: int, festival_len: int) -> tuple[np.ndarray, ...]:
