@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["OcrRead", "OcrUnavailable", "parse_price_number", "read_price", "tesseract_cmd"]
 
@@ -19,10 +20,10 @@ __all__ = ["OcrRead", "OcrUnavailable", "parse_price_number", "read_price", "tes
 WHITELIST = "0123456789.,"
 # One line of text (--psm 7).
 _CONFIG = f"--psm 7 -c tessedit_char_whitelist={WHITELIST}"
-# Twice the size and a hard black/white split read best on shop-style price images (measured on
-# rendered prices at 18-24 px: larger upscales blur the digits' shapes into each other).
-_UPSCALE = 2
-_THRESHOLD = 128
+# How an image is prepared, tried in turn until one read is sure enough: twice the size with a hard
+# black/white split reads shop-style price images best (larger upscales blur digits into each other);
+# the untouched grey image is the second opinion for the few that the split leaves unsure.
+_PASSES: tuple[tuple[int, int | None], ...] = ((2, 128), (1, None))
 _BORDER = 20
 _PRICE_NUMBER = re.compile(r"^(\d{1,3}(?:,\d{3})+|\d+)\.(\d{2})$")
 
@@ -102,10 +103,23 @@ def read_price(png: bytes, min_confidence: float) -> OcrRead:
     except (UnidentifiedImageError, OSError) as exc:
         return OcrRead(None, "", 0.0, f"not an image: {exc}")
     gray = ImageOps.autocontrast(img.convert("L"))
-    big = gray.resize((gray.width * _UPSCALE, gray.height * _UPSCALE), Image.Resampling.LANCZOS)
-    binary = ImageOps.expand(big.point(lambda v: 255 if v > _THRESHOLD else 0), _BORDER, fill=255)
+    read = OcrRead(None, "", 0.0, "no text read")
+    for upscale, threshold in _PASSES:
+        prepared = gray
+        if upscale > 1:
+            size = (gray.width * upscale, gray.height * upscale)
+            prepared = prepared.resize(size, Image.Resampling.LANCZOS)
+        if threshold is not None:
+            prepared = prepared.point(lambda v, t=threshold: 255 if v > t else 0)
+        read = _read(pytesseract, ImageOps.expand(prepared, _BORDER, fill=255), min_confidence)
+        if read.price is not None:
+            return read
+    return read
+
+
+def _read(pytesseract: Any, image: Any, min_confidence: float) -> OcrRead:
     try:
-        data = pytesseract.image_to_data(binary, config=_CONFIG, output_type=pytesseract.Output.DICT)
+        data = pytesseract.image_to_data(image, config=_CONFIG, output_type=pytesseract.Output.DICT)
     except pytesseract.TesseractNotFoundError as exc:
         raise OcrUnavailable(str(exc)) from exc
     words = [(w.strip(), float(c)) for w, c in zip(data["text"], data["conf"], strict=True) if w.strip()]
