@@ -212,3 +212,41 @@ def test_an_unknown_binding_rule_fails_the_build_and_publishes_nothing(settings:
             "select count(*) from information_schema.tables where table_schema = 'marts'"
         ).fetchone()[0]
     assert published == 0
+
+
+def _pricing_section(html: str) -> str:
+    return html[html.index('<section id="pricing">') : html.index('<section id="coverage">')]
+
+
+def test_the_report_shows_the_pricing_section_once_the_stage_has_run(settings: Settings) -> None:
+    from pipelines.report import build_report
+    from pipelines.report.pricing import ABSENT
+    from tests.integration.test_report import make_warehouse
+
+    make_warehouse(settings.warehouse_path)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        write_input_marts(con)
+        write_forecasts(con, run_dates(2))
+    publish_model_output_marts(settings, LAST_DAY)  # the core stage alone: pricing marts empty
+
+    before = _pricing_section(build_report(settings).read_text(encoding="utf-8"))
+    assert "<h2>Dynamic pricing</h2>" in before
+    assert before.count('<p class="na">') == 1 and ABSENT.replace("'", "&#39;") in before
+    assert "<svg" not in before and "<table" not in before
+
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        write_pricing_outputs(con)
+    publish_model_output_marts(settings, LAST_DAY)
+    html = build_report(settings).read_text(encoding="utf-8")
+
+    section = _pricing_section(html)
+    assert "Omitted" not in section
+    # SKUs 1, 5 and 6 of 6 keep the price advantage on the last day (mart_price_position)
+    assert '<div class="value">50.0%</div>' in section and "3 of 6 SKUs" in section
+    assert section.count("<svg") == 2  # gap distribution, elasticity by category
+    assert "Largest price moves" in section and '<span class="pill">' in section
+    assert f"1 of\n    {len(SKUS)} were not identified" in section
+    assert section.count("<tr><td>") >= 4 + 4  # policies of the replay, then the claims
+    assert "Revenue +19%" in section and "Where the simulation falls short" in section
+    # the rest of the page is as before: the forecasting section precedes it
+    assert html.index('id="forecasting"') < html.index('id="pricing"')
