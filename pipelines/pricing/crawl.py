@@ -132,7 +132,8 @@ class CrawlStats:
 
 @dataclass
 class CrawlState:
-    """What earlier crawls learnt per URL: validators (ETag, Last-Modified) and what the page said.
+    """What earlier crawls learnt per page (competitor and path): validators (ETag, Last-Modified)
+    and what the page said.
 
     Only a page whose price was read is remembered, so a 304 always has a price to re-confirm.
     """
@@ -464,7 +465,7 @@ class _SiteCrawler:
 
     async def _get_conditional(self, url: str) -> tuple[Any, dict[str, Any] | None]:
         """GET with the validators remembered for ``url``; the response and the remembered entry."""
-        entry = self.state.entries.get(url)
+        entry = self.state.entries.get(self._key(url))
         headers: dict[str, str] = {}
         if entry is not None:
             if entry.get("etag"):
@@ -479,9 +480,18 @@ class _SiteCrawler:
     def _remember(self, url: str, resp: Any, data: dict[str, Any]) -> None:
         etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
         if etag or modified:
-            self.state.entries[url] = {"etag": etag, "last_modified": modified, **data}
+            self.state.entries[self._key(url)] = {"etag": etag, "last_modified": modified, **data}
         else:
-            self.state.entries.pop(url, None)
+            self._forget(url)
+
+    def _forget(self, url: str) -> None:
+        self.state.entries.pop(self._key(url), None)
+
+    def _key(self, url: str) -> str:
+        """A URL's key in the crawl state: the competitor and the path, so that a site answering on
+        another host or port (the simulated rivals get a new port each run) keeps its validators."""
+        parts = urlsplit(url)
+        return f"{self.competitor} {parts.path}" + (f"?{parts.query}" if parts.query else "")
 
     # --- listing ---
 
@@ -502,30 +512,28 @@ class _SiteCrawler:
             except _FetchFailed as exc:
                 self._reject("", url, f"listing page not read: {exc.reason}", "fetch", exc.content)
                 break
+            # Links are kept as the page wrote them (relative, usually) and resolved against the
+            # page's URL now, so a remembered listing still points at the site wherever it answers.
             if resp.status_code == 304 and entry is not None:
-                links, following = entry["links"], entry["next"]
+                hrefs, next_href = entry["links"], entry["next"]
             elif resp.status_code == 200:
                 tree = HTMLParser(resp.text)
-                links = {}
+                hrefs = {}
                 for a in tree.css('a[href*="/p/"]'):
-                    href = urljoin(url, a.attributes.get("href") or "")
-                    path = urlsplit(href).path
+                    href = a.attributes.get("href") or ""
+                    path = urlsplit(urljoin(url, href)).path
                     if path.startswith("/p/") and len(path) > 3:
-                        links[unquote(path[3:])] = href
+                        hrefs[unquote(path[3:])] = href
                 nxt = tree.css_first('a[rel="next"]')
-                following = (
-                    urljoin(url, nxt.attributes["href"])
-                    if nxt is not None and nxt.attributes.get("href")
-                    else None
-                )
-                self._remember(url, resp, {"links": links, "next": following})
+                next_href = nxt.attributes.get("href") if nxt is not None else None
+                self._remember(url, resp, {"links": hrefs, "next": next_href})
             else:
                 self._reject("", url, f"listing page answered HTTP {resp.status_code}", "fetch", resp.content)
                 break
             self.stats.pages += 1
             self.stats.listing_pages += 1
-            found.update(links)
-            url = following
+            found.update({code: urljoin(url, href) for code, href in hrefs.items()})
+            url = urljoin(url, next_href) if next_href else None
         return found
 
     # --- products ---
@@ -555,7 +563,7 @@ class _SiteCrawler:
             self._observe(code, url, read.price, "html", None)
             return
         if read.image_url is None:
-            self.state.entries.pop(url, None)
+            self._forget(url)
             self._reject(code, url, read.reason or "no price", "page", resp.content)
             return
         await self._image_price(code, url, resp, urljoin(url, read.image_url))
@@ -576,7 +584,7 @@ class _SiteCrawler:
                 self.stats.ocr_reads += 1
                 read = await asyncio.to_thread(read_price, resp.content, self.params.min_ocr_confidence)
             if read.price is None:
-                self.state.entries.pop(page_url, None)
+                self._forget(page_url)
                 self._reject(code, image_url, f"price image: {read.reason}", "image", resp.content)
                 return
             price, confidence = read.price, read.confidence

@@ -18,13 +18,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from pipelines.config import Settings
 from pipelines.pricing.crawl import CrawlResult, CrawlState, CrawlStats, crawl_sites
+
+if TYPE_CHECKING:
+    from pipelines.pricing.site import SiteFaults
 
 __all__ = [
     "OBSERVATIONS_COLUMNS",
@@ -63,6 +66,7 @@ LATEST_SCHEMA = pl.Schema(
 RANKING_DAYS = 28
 # Varies which simulated pages are images, slow or failing; fixed so a day's crawl is repeatable.
 SIMULATED_SITE_SEED = 0
+_CRAWL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EXACT = 0.005  # a price read within half a cent is the price
 
 
@@ -99,7 +103,7 @@ def monitored_skus(con: Any, run_date: dt.date, top: int) -> pl.DataFrame:
         ValueError: The marts have no sales in that window (publish the marts first).
     """
     start = run_date - dt.timedelta(days=RANKING_DAYS - 1)
-    frame = con.execute(
+    frame = con.sql(
         """
         select sales.sku_id, products.sku_code, sales.units
         from (
@@ -112,7 +116,7 @@ def monitored_skus(con: Any, run_date: dt.date, top: int) -> pl.DataFrame:
         order by sales.units desc, sales.sku_id
         limit ?
         """,
-        [start, run_date, top],
+        params=[start, run_date, top],
     ).pl()
     if frame.is_empty():
         raise ValueError(
@@ -125,7 +129,12 @@ def monitored_skus(con: Any, run_date: dt.date, top: int) -> pl.DataFrame:
 
 
 def monitor_competitors(
-    settings: Settings, run_date: dt.date, *, progress: Callable[[str], None] | None = None
+    settings: Settings,
+    run_date: dt.date,
+    *,
+    crawl_id: str | None = None,
+    faults: SiteFaults | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> MonitorResult:
     """Crawl the rivals' prices of the top sellers, quarantine what was not read, land the rest.
 
@@ -133,6 +142,10 @@ def monitor_competitors(
         settings: The crawl's settings (``settings.crawl``), paths and the warehouse.
         run_date: The day the prices are for: it picks the monitored SKUs, names the landed
             partition and, for the simulated rivals, the day their sites show.
+        crawl_id: The crawl's id; None names it after the UTC time it starts. Passing an earlier
+            crawl's id reruns that crawl: its rows are replaced, not added to.
+        faults: How unfriendly the simulated rivals are (their defaults when None); unused with
+            ``settings.crawl.sites``.
         progress: Called with short messages as the run goes.
 
     Returns:
@@ -148,6 +161,11 @@ def monitor_competitors(
 
     say = progress or (lambda _m: None)
     params = settings.crawl
+    if crawl_id is not None and not _CRAWL_ID.fullmatch(crawl_id):
+        raise ValueError(
+            f"crawl id {crawl_id!r} is not a crawl's id: it names folders, so letters, digits, '_' and "
+            "'-' only (the monitor names a crawl after its UTC start, 20241229T101500Z)"
+        )
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
         skus = monitored_skus(con, run_date, params.monitored_skus)
@@ -156,7 +174,7 @@ def monitor_competitors(
         crawl_dir = settings.data_dir / "crawl"
         state_path = crawl_dir / "state.json"
         state = CrawlState.load(state_path)
-        crawl_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        crawl_id = crawl_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         catalogue = None
         if params.sites:
             result = crawl_sites(params.sites, wanted, params, state=state, progress=progress)
@@ -164,7 +182,7 @@ def monitor_competitors(
             from pipelines.pricing.site import rival_catalogue, serve_rival_sites
 
             catalogue = rival_catalogue(settings, run_date)
-            with serve_rival_sites(catalogue, run_date, seed=SIMULATED_SITE_SEED) as sites:
+            with serve_rival_sites(catalogue, run_date, seed=SIMULATED_SITE_SEED, faults=faults) as sites:
                 say(f"serving the simulated rivals ({', '.join(sites)}) on 127.0.0.1")
                 result = crawl_sites(sites, wanted, params, state=state, progress=progress)
         state.save(state_path)
@@ -258,13 +276,13 @@ def latest_competitor_prices(con: Any, run_date: dt.date) -> pl.DataFrame:
         sku_id, competitor_min_price, cheapest_competitor, observed_at (of that price, UTC, naive),
         rivals_seen; empty when nothing was ever observed.
     """
-    exists = con.execute(
+    exists = con.sql(
         "select count(*) from information_schema.tables where table_schema = 'pricing' "
         "and table_name = 'competitor_observations'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return pl.DataFrame(schema=LATEST_SCHEMA)
-    frame = con.execute(
+    frame = con.sql(
         f"""
         with latest as (
             select sku_id, competitor, price, observed_at
@@ -284,7 +302,7 @@ def latest_competitor_prices(con: Any, run_date: dt.date) -> pl.DataFrame:
         group by sku_id
         order by sku_id
         """,
-        [run_date],
+        params=[run_date],
     ).pl()
     return frame.cast(dict(LATEST_SCHEMA.items()))
 
