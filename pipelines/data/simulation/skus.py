@@ -117,8 +117,8 @@ def simulate_chunk(g: WorldSignals, idx: np.ndarray, rng: np.random.Generator) -
     age = days[None, :] - launch[:, None]
     ramp = w.ramp_up(age, s["ramp_days"][:, None])
     growth = np.exp(s["trend_per_year"][:, None] * days[None, :] / 365.25)
-    k = s["dispersion"][:, None, None]
-    noise = rng.gamma(k, 1 / k, (n, n_days, len(w.CHANNELS)))  # negative-binomial mixing
+    k = s["dispersion"][None, :, None]
+    noise = rng.gamma(k, 1 / k, (n_days, n, len(w.CHANNELS)))  # negative-binomial mixing, day-major
     market = _Market(
         context=g.context[s["leaf"]] * ramp * growth,
         planned=s["base_demand"][:, None] * g.planner[s["leaf"]] * ramp * growth,
@@ -156,7 +156,7 @@ class _Market:
     context: np.ndarray  # demand multiplier: seasonality, calendar, weather, social, ramp-up, trend
     planned: np.ndarray  # the replenishment planner's daily demand forecast
     competitor_min: np.ndarray  # cheapest rival price (inf where none carries the SKU)
-    noise: np.ndarray  # (sku, day, channel) gamma mixing of the negative-binomial draws
+    noise: np.ndarray  # (day, sku, channel) gamma mixing of the negative-binomial draws
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,6 @@ def _simulate_days(
     )
     normal_stock = order_up_to + CASE_SIZE  # what the planner orders up to, rounded up to a case
     promo_rate = np.ascontiguousarray(g.promo_start_rate[s["leaf"]].T)
-    noise = np.ascontiguousarray(market.noise.transpose(1, 0, 2))
     review_day = rng.integers(0, PRICE_REVIEW_DAYS, n)
     reviewing = review_day[None, :] == np.arange(PRICE_REVIEW_DAYS)[:, None]  # (weekday slot, sku)
     promo_u = rng.random((n_days, n))
@@ -297,7 +296,7 @@ def _simulate_days(
             **demand_args, price=price[t], competitor_price=rival[t], promo_active=promo, context=context[t]
         )
         expected[t] = np.where(on, lam, 0.0)[:, None] * share
-        demand[t] = rng.poisson(expected[t] * noise[t])
+        demand[t] = rng.poisson(expected[t] * market.noise[t])
         available = stock + arrived
         open_units -= arrived
         sold[t] = np.minimum(demand[t].sum(1), available)
