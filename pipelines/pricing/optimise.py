@@ -313,9 +313,6 @@ def _solve(a: _Inputs, params: PricingParams, *, method: Method = "reduced") -> 
     best = _masked_argmax(value, allowed)
     best_adv = _masked_argmax(value, allowed & adv)
     can_adv = (allowed & adv).any(axis=1)
-    # A tie between the best rung and an advantage rung goes to the advantage rung.
-    tie = can_adv & (value[rows, best_adv] >= value[rows, best] - _EPS * (1 + np.abs(value[rows, best])))
-    best = np.where(tie, best_adv, best)
 
     choice, solve_seconds, status = best.copy(), 0.0, "no coupling: price_advantage_share is 0"
     n_rival = int(has_rival.sum())
@@ -361,7 +358,13 @@ def _masked_argmax(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _solve_reduced(cost: np.ndarray, need: int) -> tuple[np.ndarray, float, str]:
-    """HiGHS on the exact reduction: move ``need`` SKUs to their advantage rung at least total cost."""
+    """HiGHS on the exact reduction: move ``need`` SKUs to their advantage rung at least total cost.
+
+    One cardinality row over 0-1 bounds is totally unimodular, so the LP's basic optimum (HiGHS's
+    simplex) is already integral; the picks are still taken as the ``need`` largest values (cheapest
+    first on ties) so the count is exact whatever the solver returns. HiGHS's presolve is off: on a
+    single dense row it costs far more than the solve.
+    """
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import csr_array
 
@@ -370,15 +373,21 @@ def _solve_reduced(cost: np.ndarray, need: int) -> tuple[np.ndarray, float, str]
     started = time.perf_counter()
     res = milp(
         c=np.maximum(cost, 0.0),
-        integrality=np.ones(m),
+        integrality=np.zeros(m),
         bounds=Bounds(0, 1),
         constraints=LinearConstraint(row, lb=need, ub=np.inf),
-        options={"mip_rel_gap": 1e-9},
+        options={"presolve": False},
     )
     seconds = time.perf_counter() - started
-    if res.x is None:  # a cardinality row over free binaries is always feasible; say so if HiGHS disagrees
+    if (
+        res.x is None
+    ):  # a cardinality row over free 0-1 variables is always feasible; say so if HiGHS disagrees
         raise RuntimeError(f"HiGHS found no solution to the price-advantage reduction: {res.message}")
-    return res.x > 0.5, seconds, f"HiGHS: {res.message}"
+    move = np.zeros(m, dtype=bool)
+    move[np.lexsort((cost, -np.round(res.x, 6)))[:need]] = True
+    fractional = int(((res.x > 1e-6) & (res.x < 1 - 1e-6)).sum())
+    note = f"; {fractional} fractional value(s) rounded" if fractional else ""
+    return move, seconds, f"HiGHS: {res.message}{note}"
 
 
 def _solve_full_milp(

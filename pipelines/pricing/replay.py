@@ -2,14 +2,15 @@
 
 Over the same weeks and several seeds, each policy sets a regular price per SKU each step; demand
 is the simulator's expected demand at the price it paid, moved to the policy's price along the true
-curve, ``expected_demand x (p / price) ** (elasticity - cross_elasticity)`` (rival prices as they
-were, so the simulator's competitor term moves with our price; without a rival only
-``elasticity``). Promoted SKU-days keep the promotion (the calendar lock): every policy charges the
-promotion's price, the static policy its discount off the list price. Units are drawn with common
-random numbers (one gamma multiplier and one uniform per SKU-step and seed, inverted through the
-Poisson CDF), so every policy meets the same luck and a higher mean always sells at least as
-much. Sales are censored by stock, and every policy restocks by the same rule (weekly order-up-to
-from its own in-stock sales rate, fixed lead time), so turnover and stock-outs differ by policy.
+curve, ``expected_demand x (p / price) ** own_price_elasticity`` (the elasticity at fixed rival
+prices, rivals as they were; on days no rival carries the SKU the competitor term is absent, so
+``own_price_elasticity + cross_price_elasticity``, the simulator's plain elasticity). Promoted
+SKU-days keep the promotion (the calendar lock): every policy charges the promotion's price, the
+static policy its discount off the list price. Units are drawn with common random numbers (one
+gamma multiplier and one uniform per SKU-step and seed, inverted through the Poisson CDF), so every
+policy meets the same luck and a higher mean always sells at least as much. Sales are censored by
+stock, and every policy restocks by the same rule (weekly order-up-to from its own in-stock sales
+rate, fixed lead time), so turnover and stock-outs differ by policy.
 
 Policies: ``static`` (list price), ``rule`` (cheapest rival minus 1%, floored at cost x (1 +
 min_margin_pct/100), capped at list), ``ai`` (:func:`~pipelines.pricing.optimise.optimise_prices`
@@ -103,6 +104,8 @@ class ReplayResult:
         claims: The source's figures beside the AI policy's (replay_mean, lo, hi) against each baseline.
         start: First counted day. end: Last counted day.
         skus: SKUs replayed. seeds: Seeds replayed. seconds: Wall time.
+        steps: With ``record``: one row per policy, seed, counted day, step and SKU (date, step,
+            sku_id, regular_price, price, units, demand, mean_units, on_hand_start); else None.
     """
 
     per_seed: pl.DataFrame
@@ -114,6 +117,7 @@ class ReplayResult:
     skus: int
     seeds: int
     seconds: float
+    steps: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -149,9 +153,12 @@ def load_pricing_truth(truth_dir: Path) -> pl.DataFrame:
     for path in (prices_path, params_path):
         if not path.exists():
             raise FileNotFoundError(f"{path} not found; run `ecom generate` to write the simulator's truth")
-    params = pl.read_parquet(params_path).rename(
-        {"elasticity": "own_price_elasticity", "cross_elasticity": "cross_price_elasticity"}, strict=False
-    )
+    params = pl.read_parquet(params_path)
+    if "own_price_elasticity" not in params.columns:  # truth written before the fixed-rival columns
+        params = params.with_columns(
+            (pl.col("elasticity") - pl.col("cross_elasticity")).alias("own_price_elasticity"),
+            pl.col("cross_elasticity").alias("cross_price_elasticity"),
+        )
     keep = ["sku_id", "own_price_elasticity", "cross_price_elasticity"]
     keep += ["dispersion"] if "dispersion" in params.columns else []
     prices = pl.read_parquet(prices_path).drop(keep[1:], strict=False)
@@ -161,15 +168,15 @@ def load_pricing_truth(truth_dir: Path) -> pl.DataFrame:
 def stand_in_elasticities(truth: pl.DataFrame, noise_sd: float, seed: int) -> pl.DataFrame:
     """Estimates stood in by the true elasticities plus noise, until the estimator's land.
 
-    ``own_elasticity`` is at fixed rival prices (elasticity - cross elasticity), as the optimiser
-    wants it, with Gaussian noise of ``noise_sd`` and capped at -0.1 so no estimate says a price rise
-    sells more.
+    ``own_elasticity`` is the true elasticity at fixed rival prices (``own_price_elasticity``), as
+    the optimiser wants it, plus Gaussian noise of ``noise_sd``, capped at -0.1 so no estimate says a
+    price rise sells more.
     """
     skus = truth.group_by("sku_id").agg(
         pl.col("own_price_elasticity").first(), pl.col("cross_price_elasticity").first()
     )
     rng = np.random.default_rng([seed, 24, 1])
-    fixed = (skus["own_price_elasticity"] - skus["cross_price_elasticity"]).to_numpy()
+    fixed = skus["own_price_elasticity"].to_numpy()
     return pl.DataFrame(
         {
             "sku_id": skus["sku_id"],
@@ -188,6 +195,7 @@ def replay_pricing(
     weeks: int,
     seeds: Sequence[int],
     steps_per_day: int = 1,
+    record: bool = False,
 ) -> ReplayResult:
     """Replay the pricing policies over the truth's last ``weeks`` weeks for each seed.
 
@@ -195,12 +203,14 @@ def replay_pricing(
         truth: One row per date and SKU with :data:`TRUTH_COLUMNS` (see :func:`load_pricing_truth`);
             ``dispersion`` (gamma-Poisson shape) is used where present.
         products: sku_id, list_price, unit_cost.
-        elasticities: sku_id and own_elasticity (at fixed rival prices) for the AI policy; SKUs
-            without one keep their price. None replays without the AI policy.
+        elasticities: sku_id, own_elasticity (at fixed rival prices) and optionally
+            cross_elasticity (added on days without a rival) for the AI policy; SKUs without an
+            own elasticity keep their price. None replays without the AI policy.
         params: The pricing settings the optimiser and the rule follow.
         weeks: Counted weeks, the last of the truth; a warm-up of up to :data:`WARMUP_DAYS` precedes.
         seeds: Seeds of the demand draws, one replay per seed.
         steps_per_day: Optimiser runs (repricing steps) per day.
+        record: Keep every counted SKU-step (price, units, demand, stock) in ``ReplayResult.steps``.
 
     Returns:
         Per-seed KPIs, their summary across seeds, the lifts and the source's claims beside them.
@@ -216,12 +226,16 @@ def replay_pricing(
     world, warmup = _build_world(truth, products, weeks)
     est = _estimates(world, elasticities)
     policies = [p for p in POLICIES if p != "ai" or est is not None]
-    rows = []
+    rows, recorded = [], []
     for seed in seeds:
         draws = _draws(world, seed, steps_per_day)
         for policy in policies:
-            kpis = _simulate(world, policy, params, draws, est, warmup, steps_per_day)
+            kpis, steps = _simulate(world, policy, params, draws, est, warmup, steps_per_day, record)
             rows.append({"policy": policy, "seed": int(seed), **kpis})
+            if steps is not None:
+                recorded.append(
+                    steps.with_columns(pl.lit(policy).alias("policy"), pl.lit(int(seed)).alias("seed"))
+                )
     per_seed = pl.DataFrame(rows)
     lifts = _lifts(per_seed)
     return ReplayResult(
@@ -234,6 +248,7 @@ def replay_pricing(
         skus=world.sku_id.size,
         seeds=len(seeds),
         seconds=time.perf_counter() - started,
+        steps=pl.concat(recorded) if recorded else None,
     )
 
 
@@ -301,7 +316,8 @@ def _build_world(truth: pl.DataFrame, products: pl.DataFrame, weeks: int) -> tup
         shelf=shelf,
         discount=mat("discount_pct", 0.0),
         rival=rival,
-        elasticity=np.where(np.isfinite(own), own, -1.0) - np.where(np.isfinite(rival), cross, 0.0),
+        # own_price_elasticity holds rival prices fixed; with no rival the competitor term is absent.
+        elasticity=np.where(np.isfinite(own), own, -1.0) + np.where(np.isfinite(rival), 0.0, cross),
         dispersion=dispersion.cast(pl.Float64).fill_null(np.inf).to_numpy(),
         on_hand0=on_hand0,
         list_price=list_price,
@@ -311,14 +327,24 @@ def _build_world(truth: pl.DataFrame, products: pl.DataFrame, weeks: int) -> tup
 
 
 def _estimates(world: _World, elasticities: pl.DataFrame | None) -> np.ndarray | None:
+    """The AI's own elasticity per day and SKU: at fixed rival prices, plus the cross one without a rival."""
     if elasticities is None:
         return None
     if "own_elasticity" not in elasticities.columns or "sku_id" not in elasticities.columns:
         raise ValueError("elasticities need columns sku_id and own_elasticity (at fixed rival prices)")
-    joined = pl.DataFrame({"sku_id": world.sku_id}).join(
-        elasticities.select("sku_id", "own_elasticity"), on="sku_id", how="left"
+    columns = ["sku_id", "own_elasticity"] + (
+        ["cross_elasticity"] if "cross_elasticity" in elasticities.columns else []
     )
-    return joined["own_elasticity"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    joined = pl.DataFrame({"sku_id": world.sku_id}).join(
+        elasticities.select(columns), on="sku_id", how="left"
+    )
+    own = joined["own_elasticity"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    cross = (
+        joined["cross_elasticity"].cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy()
+        if "cross_elasticity" in joined.columns
+        else np.zeros(own.shape)
+    )
+    return own[None, :] + np.where(np.isfinite(world.rival), 0.0, cross[None, :])
 
 
 @dataclass(frozen=True)
@@ -368,8 +394,9 @@ def _simulate(
     est: np.ndarray | None,
     warmup: int,
     steps: int,
-) -> dict[str, float]:
-    """One policy over the window for one seed's draws; the KPI totals over the counted days."""
+    record: bool = False,
+) -> tuple[dict[str, float], pl.DataFrame | None]:
+    """One policy over the window for one seed's draws: the KPIs over the counted days (and the steps)."""
     n_days, n = w.expected.shape
     regular = w.list_price.copy()
     on_hand = w.on_hand0.astype(float).copy()
@@ -384,6 +411,7 @@ def _simulate(
     seed_rate = w.expected[: max(warmup, 1)].mean(axis=0)
     static_promo = np.round(w.list_price[None, :] * (1 - w.discount / 100), 2)
     totals: dict[str, float] = {}
+    log: list[pl.DataFrame] = []
     for t in range(n_days):
         on_hand += arrivals[t]
         on_order -= arrivals[t]
@@ -395,6 +423,7 @@ def _simulate(
         day_censored = np.zeros(n, dtype=bool)
         if counted:
             _add(totals, stock_sum=on_hand[act].sum(), sku_days=act.sum())
+            start_stock = on_hand.copy()
         for s in range(steps):
             previous = regular
             if counted and policy != "static":
@@ -413,6 +442,22 @@ def _simulate(
             day_sold += sold
             day_revenue += sold * paid
             day_censored |= demand > sold
+            if counted and record:
+                log.append(
+                    pl.DataFrame(
+                        {
+                            "date": [w.dates[t]] * int(act.sum()),
+                            "step": s,
+                            "sku_id": w.sku_id[act],
+                            "regular_price": regular[act],
+                            "price": paid[act],
+                            "units": sold[act],
+                            "demand": demand[act],
+                            "mean_units": mean[act],
+                            "on_hand_start": start_stock[act],
+                        }
+                    )
+                )
             if counted:
                 margin = paid - w.cost
                 rival = act & np.isfinite(w.rival[t])
@@ -442,7 +487,7 @@ def _simulate(
             order = np.maximum(np.ceil(SAFETY * rate * (LEAD_DAYS + REVIEW_DAYS)) - on_hand - on_order, 0)
             arrivals[t + LEAD_DAYS] += order
             on_order += order
-    return _kpis(totals, n_days - warmup, w.sku_id.size)
+    return _kpis(totals, n_days - warmup), (pl.concat(log) if record and log else None)
 
 
 def _decide(
@@ -471,8 +516,8 @@ def _decide(
         daily = w.expected[t] * (regular / w.paid[t]) ** elasticity
         unknown = np.zeros_like(promo)
     elif policy == "ai" and est is not None:
-        unknown = ~np.isfinite(est)
-        elasticity = np.where(unknown, -1.0, est)
+        unknown = ~np.isfinite(est[t])
+        elasticity = np.where(unknown, -1.0, est[t])
         daily = _recent_rate(hist, t, regular, elasticity)
         unknown |= ~np.isfinite(daily)
         daily = np.where(np.isfinite(daily), daily, 0.0)
@@ -505,7 +550,7 @@ def _recent_rate(hist: _History, t: int, price: np.ndarray, elasticity: np.ndarr
     return np.where(n_valid > 0, own, fallback)
 
 
-def _kpis(totals: dict[str, float], days: int, skus: int) -> dict[str, float]:
+def _kpis(totals: dict[str, float], days: int) -> dict[str, float]:
     def ratio(num: float, den: float) -> float:
         return num / den if den > 0 else float("nan")
 
