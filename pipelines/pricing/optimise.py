@@ -13,23 +13,26 @@ and chooses one rung per SKU. The rules work in two ways:
   have a rival price must end at or below their cheapest rival. That one row is why a solver is
   needed; it is formulated as a MILP over binaries ``x[i, k]`` (one rung per SKU, one coupling row).
 
-Why the reduced MILP (``method="reduced"``, the default). Every coupling coefficient is 1 (a SKU
+Why the reduction (``method="reduced"``, the default). Every coupling coefficient is 1 (a SKU
 counts once, whichever advantage rung it takes), so an exchange argument shows that some optimal
 solution of the full MILP gives each SKU either its own best rung or its best rung at or below its
 rival: any other choice can be swapped for one of those two without losing value or advantage
-count. That presolve is exact and leaves one binary ``y[i]`` ("move SKU i to its advantage rung",
-cost = value given up) per SKU whose best rung is above its rival, with one cardinality row;
-HiGHS solves that MILP in milliseconds. Measured on this 2-core machine with
-``python -m pipelines.pricing.optimise --skus 100000 --method <m>`` (synthetic inputs with realistic
-spreads, 47 candidate prices per SKU, about 10 allowed after the change limits, 92% target share):
+count. That presolve is exact and leaves one variable ``y[i]`` ("move SKU i to its advantage rung",
+cost = value given up) per SKU whose best rung is above its rival, under one cardinality row. A
+single row of ones over 0-1 bounds is totally unimodular, so HiGHS's LP optimum is already integral:
+the LP relaxation *is* the MILP here, with no rounding error. Measured on this 2-core machine (shared
+with other jobs, load average 2-8) with ``python -m pipelines.pricing.optimise --skus N --method M``
+on synthetic inputs with realistic spreads (47 candidate prices per SKU, about 10 allowed after the
+change limits, target share 0.92):
 
-- ``reduced``: about 0.6 s end to end (candidate scoring in numpy, HiGHS on ~25k binaries ~0.03 s).
-- ``milp`` (the full formulation, ~1.0 M binaries, 100k one-rung rows + the coupling row):
-  about 22 s, of which HiGHS about 16 s to proven optimality; it meets 60 s, but with little room
-  at 2 cores, and the relaxation grows with rungs and SKUs.
-- The LP relaxation of the full formulation alone takes about 11 s; its basic optimum has at most
-  one fractional SKU (n + 1 rows), so rounding would be near-exact, but it is no faster than
-  solving the exact reduction and needs a repair step.
+- ``reduced``, 100,000 SKUs: 1.3-3.7 s end to end, of which HiGHS 0.1-0.4 s (15,233 variables, one
+  row, presolve off); peak memory 450 MB. The rest is scoring the 4.7 M candidates in numpy.
+- The same reduction as a HiGHS MILP (integrality on, default presolve): 99 s at 100,000 SKUs;
+  as an LP with presolve on, 13-17 s on 25,000 variables. HiGHS's presolve, not the solve, is the
+  cost on one dense row, hence presolve off.
+- ``milp``, the full formulation (binary per allowed rung, one-rung rows, the coupling row): 13.5 s
+  at 10,000 SKUs, 45 s at 30,000, and unfinished after 11 minutes at 100,000 (stopped): it cannot
+  meet 60 s at the source's scale.
 
 Both methods reach the same objective (``tests/unit/test_pricing_optimise.py`` checks this on
 random instances), so the full MILP stays available as a check. When the target share cannot be met
