@@ -3,7 +3,8 @@
 One monitoring run (:func:`monitor_competitors`) picks the monitored SKUs from the published marts,
 crawls the rival sites (the configured ones, or the simulated world's rivals served on 127.0.0.1),
 quarantines what could not be read, lands the prices through the landing contract as a
-``competitor_prices`` batch, and writes the observations to ``pricing.competitor_observations``.
+``competitor_prices`` batch (``data/crawl/raw/dt=<day>``: each rival's latest price of the day over
+the day's crawls), and writes the observations to ``pricing.competitor_observations``.
 :func:`latest_competitor_prices` gives the pricing optimiser each SKU's cheapest rival price.
 
 The measurement helpers say how good a crawl is: :func:`extraction_accuracy` against the simulated
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from pipelines.config import Settings
+from pipelines.config import CrawlParams, Settings
 from pipelines.pricing.crawl import CrawlResult, CrawlState, CrawlStats, crawl_sites
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "MonitorResult",
     "extraction_accuracy",
     "latest_competitor_prices",
+    "measure_simulated_crawl",
     "monitor_competitors",
     "monitored_skus",
     "staleness_at_cadence",
@@ -194,15 +196,13 @@ def monitor_competitors(
 
         observed = result.observations.join(skus.select("sku_code", "sku_id"), on="sku_code", how="inner")
         batch = None
-        if observed.height:
+        # The day's partition holds each rival's latest price of the day over all its crawls, so a
+        # page quarantined in this crawl keeps the price an earlier crawl read.
+        day_prices = _day_prices(con, run_date, crawl_id, observed)
+        if day_prices.height:
             batch_dir = crawl_dir / f"dt={run_date.isoformat()}" / f"crawl={crawl_id}"
             batch_dir.mkdir(parents=True, exist_ok=True)
-            observed.select(
-                "sku_id",
-                "competitor",
-                pl.lit(run_date).alias("effective_date"),
-                "price",
-            ).sort("sku_id", "competitor").write_parquet(batch_dir / "competitor_prices.parquet")
+            day_prices.write_parquet(batch_dir / "competitor_prices.parquet")
             landed = land_batch(
                 str(batch_dir),
                 settings,
@@ -243,6 +243,43 @@ def monitor_competitors(
     )
 
 
+def _day_prices(con: Any, run_date: dt.date, crawl_id: str, observed: pl.DataFrame) -> pl.DataFrame:
+    """The contract's competitor_prices rows for a day: each rival's latest price of the day per SKU,
+    from this crawl's observations and the day's other crawls in the warehouse."""
+    frames = [observed.select("sku_id", "competitor", "price", "observed_at")]
+    if _has_observations(con):
+        earlier = con.sql(
+            f"select sku_id, competitor, price, observed_at from {OBSERVATIONS_TABLE} "
+            "where run_date = ? and crawl_id <> ?",
+            params=[run_date, crawl_id],
+        ).pl()
+        frames.append(
+            earlier.select(
+                pl.col("sku_id").cast(pl.Int64),
+                pl.col("competitor").cast(pl.String),
+                pl.col("price").cast(pl.Float64),
+                pl.col("observed_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            )
+        )
+    return (
+        pl.concat([f.with_columns(pl.col("observed_at").cast(pl.Datetime("us", "UTC"))) for f in frames])
+        .sort("observed_at")
+        .group_by("sku_id", "competitor")
+        .last()
+        .select("sku_id", "competitor", pl.lit(run_date).alias("effective_date"), "price")
+        .sort("sku_id", "competitor")
+    )
+
+
+def _has_observations(con: Any) -> bool:
+    return bool(
+        con.sql(
+            "select count(*) from information_schema.tables where table_schema = 'pricing' "
+            "and table_name = 'competitor_observations'"
+        ).fetchall()[0][0]
+    )
+
+
 def quarantine_rejections(rejections: pl.DataFrame, folder: Path) -> list[Path]:
     """Write each rejected page or image with a ``<name>.reason.json`` beside it.
 
@@ -276,11 +313,7 @@ def latest_competitor_prices(con: Any, run_date: dt.date) -> pl.DataFrame:
         sku_id, competitor_min_price, cheapest_competitor, observed_at (of that price, UTC, naive),
         rivals_seen; empty when nothing was ever observed.
     """
-    exists = con.sql(
-        "select count(*) from information_schema.tables where table_schema = 'pricing' "
-        "and table_name = 'competitor_observations'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not _has_observations(con):
         return pl.DataFrame(schema=LATEST_SCHEMA)
     frame = con.sql(
         f"""
@@ -406,6 +439,50 @@ def staleness_at_cadence(
         "max_minutes": float(ages.max()),
         "period_minutes": period,
         "crawl_minutes": duration,
+    }
+
+
+def measure_simulated_crawl(
+    generated_dir: Path,
+    day: dt.date,
+    *,
+    monitored: int = 300,
+    params: CrawlParams | None = None,
+    faults: SiteFaults | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Crawl a generated world's rivals as served on ``day`` and measure the crawl.
+
+    The monitored codes are ``monitored`` SKUs drawn (with ``seed``) from those any rival carries.
+
+    Args:
+        generated_dir: A generated world's ``data/generated``.
+        day: The day the rivals' sites show.
+        monitored: How many SKUs to watch.
+        params: The crawl's settings; the defaults when None.
+        faults: The sites' faults; their defaults when None.
+        seed: Picks the codes and the sites' image, slow and failing pages.
+
+    Returns:
+        ``accuracy`` (:func:`extraction_accuracy`), ``stats`` (the crawl's counts and pages per
+        second) and ``staleness`` (:func:`staleness_at_cadence` at ``params.cadence_minutes``).
+    """
+    from pipelines.pricing.site import read_rival_catalogue, serve_rival_sites
+
+    params = params or CrawlParams()
+    catalogue = read_rival_catalogue(generated_dir, day)
+    codes = catalogue["sku_code"].unique().sort()
+    wanted = set(codes.sample(min(monitored, codes.len()), seed=seed).to_list())
+    with serve_rival_sites(catalogue, day, seed=seed, faults=faults) as sites:
+        result = crawl_sites(sites, wanted, params)
+    return {
+        "monitored": len(wanted),
+        "accuracy": extraction_accuracy(
+            result.observations, catalogue, rejections=result.rejections, wanted_codes=wanted
+        ),
+        "stats": result.stats.as_dict(),
+        "staleness": staleness_at_cadence(fetch_offsets(result), params.cadence_minutes),
+        "rejections": result.rejections.group_by("reason").len().sort("len", descending=True).rows(),
     }
 
 

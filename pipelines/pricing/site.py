@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -40,6 +41,7 @@ __all__ = [
     "RivalSites",
     "SiteFaults",
     "format_price",
+    "read_rival_catalogue",
     "render_price_image",
     "rival_catalogue",
     "serve_rival_sites",
@@ -134,8 +136,17 @@ def rival_catalogue(settings: Settings, day: dt.date) -> pl.DataFrame:
     Raises:
         FileNotFoundError: The generated world is missing (run ``ecom generate`` first).
     """
-    prices_path = settings.generated_dir / "competitor_prices.parquet"
-    products_path = settings.generated_dir / "products.parquet"
+    return read_rival_catalogue(settings.generated_dir, day)
+
+
+def read_rival_catalogue(generated_dir: Path, day: dt.date) -> pl.DataFrame:
+    """:func:`rival_catalogue` from a generated world's folder (``data/generated``).
+
+    Raises:
+        FileNotFoundError: The folder lacks competitor_prices.parquet or products.parquet.
+    """
+    prices_path = generated_dir / "competitor_prices.parquet"
+    products_path = generated_dir / "products.parquet"
     for path in (prices_path, products_path):
         if not path.is_file():
             raise FileNotFoundError(

@@ -72,6 +72,7 @@ def test_a_faulty_crawl_of_the_tiny_world_lands_every_price_exactly(world_settin
     assert not [r for r in log if r.path.startswith(("/cart", "/search", "/account"))]
 
 
+@pytest.mark.slow
 def test_monitoring_lands_quarantines_and_reruns_in_place(world_settings: Settings) -> None:
     settings = world_settings
     _build_marts(settings, DAY)
@@ -105,6 +106,19 @@ def test_monitoring_lands_quarantines_and_reruns_in_place(world_settings: Settin
     assert rows.height == again.observations == first.observations
     assert set(rows["method"]) == {"not_modified"}
 
+    con.close()
+
+    # Another crawl that day adds its rows; pages it quarantined keep the earlier crawl's price in
+    # the day's landed partition.
+    later = monitor_competitors(
+        settings, DAY, crawl_id="20240601T103500Z", faults=SiteFaults(unknown_layout_share=0.3)
+    )
+    assert later.rejected > first.rejected
+    landed = pl.read_parquet(later.batch / "competitor_prices.parquet") if later.batch else None
+    assert landed is not None and landed.height == first.observations
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
+    counts = dict(con.sql(f"select crawl_id, count(*) from {OBSERVATIONS_TABLE} group by 1").fetchall())
+    assert counts == {"20240601T101500Z": first.observations, "20240601T103500Z": later.observations}
     latest = latest_competitor_prices(con, DAY)
     con.close()
     # The truth among the rivals whose price was read (a quarantined page leaves its rival out).
