@@ -2,10 +2,10 @@
 
 Why these tools: a crawl is I/O bound and politeness is per site (its robots.txt, its rate, its
 concurrency), so one asyncio loop with an async ``httpx`` client per site keeps hundreds of requests
-in flight cheaply while each site gets its own token bucket and semaphore. ``selectolax`` is a fast
-CSS-selector HTML parser (a C engine), which matters when thousands of pages are parsed in the
-loop's thread. Scrapy would do the crawling, but it brings Twisted and its own process model into
-Airflow tasks; a function that crawls and returns is easier to run, test and retry there.
+in flight cheaply while each site gets its own token bucket and semaphore. ``selectolax`` is a
+fast CSS-selector HTML parser (its lexbor engine, in C), which matters when thousands of pages are
+parsed in the loop's thread. Scrapy would do the crawling, but it brings Twisted and its own process
+model into Airflow tasks; a function that crawls and returns is easier to run, test and retry there.
 
 A price is only landed when it is read, never guessed: each known layout's selectors are tried in
 turn, and a page that matches none, a price text that is not a well-formed price, or an image that
@@ -34,11 +34,13 @@ import polars as pl
 from pipelines.config import CrawlParams
 
 __all__ = [
+    "LAYOUTS",
     "OBSERVATION_SCHEMA",
     "REJECTION_SCHEMA",
     "CrawlResult",
     "CrawlState",
     "CrawlStats",
+    "PageRead",
     "crawl_sites",
     "crawl_sites_async",
     "parse_price_text",
