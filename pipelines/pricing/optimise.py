@@ -37,7 +37,9 @@ change limits, target share 0.92):
 Both methods reach the same objective (``tests/unit/test_pricing_optimise.py`` checks this on
 random instances), so the full MILP stays available as a check. When the target share cannot be met
 (too few SKUs can reach their rival inside their rules), the run moves every SKU that can and
-reports the share achieved instead of failing.
+reports the share achieved instead of failing; by default it also steps as many of the SKUs out of
+reach as are short to their lowest allowed price (least profit given up first), so the target is
+met over the next runs.
 """
 
 from __future__ import annotations
@@ -160,7 +162,11 @@ class _Solution:
 
 
 def optimise_prices(
-    inputs: pl.DataFrame, params: PricingParams, *, method: Method = "reduced"
+    inputs: pl.DataFrame,
+    params: PricingParams,
+    *,
+    method: Method = "reduced",
+    step_toward_rival: bool = True,
 ) -> OptimiseResult:
     """Choose each SKU's next price from its ladder, maximising the objective under the rules.
 
@@ -172,6 +178,9 @@ def optimise_prices(
             not move demand. ``day_first_price`` null means the current price.
         params: The pricing settings (objective, ladder, limits, shares, cover thresholds).
         method: ``"reduced"`` (exact presolve then HiGHS, fast) or ``"milp"`` (the full formulation).
+        step_toward_rival: When the target share is out of reach, move the SKUs that cannot reach
+            their rival this run (those giving up the least, as many as are short) to their lowest
+            allowed price, so later runs can meet it; they count only once at or below the rival.
 
     Returns:
         The chosen prices per SKU and the run's figures.
@@ -182,7 +191,7 @@ def optimise_prices(
     """
     started = time.perf_counter()
     arrays = _read_inputs(inputs)
-    sol = _solve(arrays, params, method=method)
+    sol = _solve(arrays, params, method=method, step_toward_rival=step_toward_rival)
     has_rival = np.isfinite(arrays.rival)
     n_rival = int(has_rival.sum())
     share = float(sol.advantage[has_rival].mean()) if n_rival else None
@@ -279,7 +288,9 @@ def _ladder_offsets(params: PricingParams) -> np.ndarray:
     return 1 + np.arange(lo, hi + 1) * step / 100
 
 
-def _solve(a: _Inputs, params: PricingParams, *, method: Method = "reduced") -> _Solution:
+def _solve(
+    a: _Inputs, params: PricingParams, *, method: Method = "reduced", step_toward_rival: bool = True
+) -> _Solution:
     """Score every candidate, choose one per SKU under the rules and the coupling row, label bindings."""
     n = a.current.shape[0]
     offsets = _ladder_offsets(params)
@@ -334,10 +345,16 @@ def _solve(a: _Inputs, params: PricingParams, *, method: Method = "reduced") -> 
             cost = value[movable, best[movable]] - value[movable, best_adv[movable]]
             move, solve_seconds, status = _solve_reduced(cost, need)
             choice[movable[move]] = best_adv[movable[move]]
-        if required - free > movable.size:
+        short = required - free - movable.size
+        if short > 0:
             status += (
                 f"; target share infeasible: {free + movable.size} of {required} SKUs can reach their rival"
             )
+            if step_toward_rival:
+                choice, stepped = _step_toward_rival(
+                    price, value, allowed, choice, has_rival & ~can_adv, short
+                )
+                status += f"; {stepped} SKU(s) stepped toward their rival"
 
     chosen = price[rows, choice]
     binding = _label_bindings(
@@ -358,6 +375,31 @@ def _solve(a: _Inputs, params: PricingParams, *, method: Method = "reduced") -> 
 
 def _masked_argmax(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.argmax(np.where(mask, value, -np.inf), axis=1)
+
+
+def _step_toward_rival(
+    price: np.ndarray,
+    value: np.ndarray,
+    allowed: np.ndarray,
+    choice: np.ndarray,
+    out_of_reach: np.ndarray,
+    short: int,
+) -> tuple[np.ndarray, int]:
+    """Move up to ``short`` SKUs that cannot reach their rival this run to their lowest allowed price.
+
+    Those giving up the least go first, so a target out of reach now is met over the next runs
+    instead of never (the change limits let a price close a wide gap only step by step).
+    """
+    rows = np.arange(price.shape[0])
+    lowest = np.argmin(np.where(allowed, price, np.inf), axis=1)
+    far = np.flatnonzero(out_of_reach & (price[rows, lowest] < price[rows, choice] - _CENT))
+    if far.size == 0:
+        return choice, 0
+    give_up = value[far, choice[far]] - value[far, lowest[far]]
+    pick = far[np.argsort(give_up, kind="stable")[:short]]
+    choice = choice.copy()
+    choice[pick] = lowest[pick]
+    return choice, int(pick.size)
 
 
 def _solve_reduced(cost: np.ndarray, need: int) -> tuple[np.ndarray, float, str]:
