@@ -425,7 +425,10 @@ def _simulate(
             _add(totals, stock_sum=on_hand[act].sum(), sku_days=act.sum())
             start_stock = on_hand.copy()
         for s in range(steps):
-            previous = regular
+            # The merchant's prices moved before the counted days too: compare with its own last price.
+            previous = (
+                w.shelf[t - 1] if policy == "merchant" and t == warmup and s == 0 and t > 0 else regular
+            )
             if counted and policy != "static":
                 regular = _decide(w, policy, params, t, steps, regular, day_first, on_hand, promo, est, hist)
             if not counted or policy == "static":

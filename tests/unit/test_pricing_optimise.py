@@ -95,10 +95,34 @@ def test_infeasible_share_is_reported_not_raised() -> None:
         # Rivals 30% under: out of reach of a 5% step for every SKU.
         (pl.col("current_price") * 0.7).round(2).alias("competitor_min_price"),
     )
-    result = optimise_prices(inputs, PricingParams(price_advantage_share=0.92))
+    params = PricingParams(price_advantage_share=0.92)
+    result = optimise_prices(inputs, params)
     assert not result.advantage_met
     assert result.advantage_share == 0.0
     assert "infeasible" in result.solver_status
+    # Out of reach this run: as many SKUs as are short step to their lowest allowed price.
+    still = optimise_prices(inputs, params, step_toward_rival=False)
+    assert still.advantage_share == 0.0 and "stepped" not in still.solver_status
+    out = inputs.join(result.prices, on="sku_id").join(
+        still.prices.select("sku_id", pl.col("new_price").alias("own_best")), on="sku_id"
+    )
+    stepped = out.filter(pl.col("new_price") < pl.col("own_best") - 0.005)
+    short = int(np.ceil(0.92 * inputs["competitor_min_price"].count()))
+    assert 0 < stepped.height <= short
+    assert (stepped["binding"] == "price_advantage").all()
+    # ... the lowest price its rules allow: within one rung of the tightest lower bound.
+    bound = pl.max_horizontal(
+        pl.col("current_price") * (1 - params.max_change_per_step_pct / 100),
+        pl.col("day_first_price") * (1 - params.max_change_per_day_pct / 100),
+        pl.col("unit_cost") * (1 + params.min_margin_pct / 100),
+        pl.col("list_price") * (1 + params.ladder_min_pct / 100),
+        pl.when(pl.col("days_of_cover") < params.scarce_cover_days)
+        .then(pl.col("current_price"))
+        .otherwise(0),
+    )
+    gap = stepped.select(pl.col("new_price") - bound - pl.col("list_price") * params.ladder_step_pct / 100)
+    assert gap.to_series().max() <= 0.01
+    assert result.objective_value < still.objective_value
 
 
 def test_no_rival_means_no_share_and_null_flag() -> None:

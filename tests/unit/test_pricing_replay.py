@@ -234,3 +234,34 @@ def test_errors_name_the_problem() -> None:
         )
     with pytest.raises(ValueError, match="at least one seed"):
         replay_pricing(truth, products, None, PricingParams(), weeks=1, seeds=[])
+
+
+def test_several_steps_a_day() -> None:
+    truth, products = synthetic_truth(20, 28, 2)
+    est = stand_in_elasticities(truth, 0.2, seed=1)
+    one = replay_pricing(truth, products, est, PricingParams(), weeks=2, seeds=[1])
+    three = replay_pricing(
+        truth, products, est, PricingParams(), weeks=2, seeds=[1], steps_per_day=3, record=True
+    )
+    assert three.steps is not None and three.steps["step"].unique().sort().to_list() == [0, 1, 2]
+    ai = {r.per_seed.filter(pl.col("policy") == "ai")["price_changes_per_hour"].item() for r in (one, three)}
+    assert len(ai) == 2
+    # The per-day limit holds across a day's steps.
+    day = (
+        three.steps.filter(pl.col("policy") == "ai")
+        .group_by("sku_id", "date")
+        .agg(pl.col("regular_price").max().alias("hi"), pl.col("regular_price").min().alias("lo"))
+    )
+    assert (day["hi"] / day["lo"] - 1).max() <= 0.2 + 1e-9
+
+
+@pytest.mark.integration
+def test_replay_on_the_generated_tiny_world(tiny_world: Path) -> None:
+    truth = load_pricing_truth(tiny_world / "data" / "truth")
+    products = pl.read_parquet(tiny_world / "data" / "generated" / "products.parquet")
+    est = stand_in_elasticities(truth, 0.3, seed=0)
+    result = replay_pricing(truth, products, est, PricingParams(), weeks=4, seeds=[1, 2])
+    per = result.per_seed.pivot(on="policy", index="seed", values="price_advantage_share")
+    assert (per["rule"] >= per["static"]).all() and (per["ai"] > per["static"]).all()
+    assert result.per_seed.filter(pl.col("policy") == "static")["price_changes_per_sku_day"].max() == 0
+    assert result.skus == truth["sku_id"].n_unique()
