@@ -408,7 +408,6 @@ def _simulate(
         valid=np.zeros((n_days, n), dtype=bool),
         instock=np.zeros((n_days, n), dtype=bool),
     )
-    seed_rate = w.expected[: max(warmup, 1)].mean(axis=0)
     static_promo = np.round(w.list_price[None, :] * (1 - w.discount / 100), 2)
     totals: dict[str, float] = {}
     log: list[pl.DataFrame] = []
@@ -486,7 +485,10 @@ def _simulate(
             window = slice(max(0, t + 1 - RATE_DAYS), t + 1)
             days_in = hist.instock[window].sum(axis=0)
             in_sales = (hist.sold[window] * hist.instock[window]).sum(axis=0)
-            rate = np.where(days_in >= 7, in_sales / np.maximum(days_in, 1), seed_rate)
+            # Too few in-stock days (a launch, a long stock-out): the simulator's own demand level,
+            # the same for every policy, stands in for the policy's sales rate.
+            planned = w.expected[max(0, t - 6) : t + 1].mean(axis=0)
+            rate = np.where(days_in >= 7, in_sales / np.maximum(days_in, 1), planned)
             order = np.maximum(np.ceil(SAFETY * rate * (LEAD_DAYS + REVIEW_DAYS)) - on_hand - on_order, 0)
             arrivals[t + LEAD_DAYS] += order
             on_order += order
