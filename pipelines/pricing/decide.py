@@ -136,7 +136,7 @@ def decide_prices(
             f"(elasticities v{version}, baseline {baseline})"
         )
         result = optimise_prices(inputs, settings.pricing)
-        decided = result.decisions.join(
+        decided = result.prices.join(
             inputs.select(
                 "sku_id",
                 "current_price",
@@ -191,8 +191,8 @@ def _exists(con: Any, table: str) -> bool:
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found[0][0])
 
 
 def _inputs(
@@ -204,38 +204,38 @@ def _inputs(
             "no elasticities (pricing.price_elasticity does not exist): run `ecom train pricing` and "
             f"`ecom score pricing --date {run_date}` first"
         )
-    elasticity = con.execute(
+    elasticity = con.sql(
         """
         select sku_id, own_elasticity, cross_elasticity, model_version
         from pricing.price_elasticity where run_date = ?
         """,
-        [run_date],
+        params=[run_date],
     ).pl()
     if elasticity.is_empty():
         raise PricingInputError(
             f"no elasticities scored for {run_date}: run `ecom score pricing --date {run_date}` first"
         )
     version = str(elasticity["model_version"][0])
-    prices = con.execute(
+    prices = con.sql(
         """
         select p.sku_id, p.shelf_price as day_first_price, p.effective_price, p.is_promo,
                d.list_price, d.unit_cost
         from marts.fct_prices_daily p join marts.dim_products d using (sku_id)
         where p.date = ?
         """,
-        [run_date],
+        params=[run_date],
     ).pl()
     if prices.is_empty():
         raise PricingInputError(f"no prices for {run_date} in marts.fct_prices_daily: is the date published?")
     earlier = pl.DataFrame(schema={"sku_id": pl.Int64, "last_price": pl.Float64})
     if _exists(con, DECISIONS_TABLE):
-        earlier = con.execute(
+        earlier = con.sql(
             f"""
             select sku_id, arg_max(new_price, step_at) as last_price
             from {DECISIONS_TABLE} where run_date = ? and step_at < ?
             group by sku_id
             """,
-            [run_date, step_at],
+            params=[run_date, step_at],
         ).pl()
     frame = (
         elasticity.drop("model_version")
@@ -250,12 +250,12 @@ def _inputs(
         )
     )
     units, baseline = _expected_units(con, run_date)
-    stock = con.execute(
+    stock = con.sql(
         """
         select sku_id, sum(on_hand_units) as on_hand_units, min(days_of_cover) as days_of_cover
         from marts.fct_inventory_daily where date = ? group by sku_id
         """,
-        [run_date],
+        params=[run_date],
     ).pl()
     frame = (
         frame.join(units, on="sku_id", how="left")
@@ -292,25 +292,25 @@ def _inputs(
 def _expected_units(con: Any, run_date: dt.date) -> tuple[pl.DataFrame, str]:
     """Expected units of the next day per SKU, and the price they were expected at."""
     if _exists(con, "forecasts.demand_forecast"):
-        forecast = con.execute(
+        forecast = con.sql(
             """
             select f.sku_id, f.mean as units, p.effective_price as seen_price
             from forecasts.demand_forecast f
             left join marts.fct_prices_daily p on p.sku_id = f.sku_id and p.date = ?
             where f.run_date = ? and f.target_date = ?
             """,
-            [run_date, run_date, run_date + dt.timedelta(days=1)],
+            params=[run_date, run_date, run_date + dt.timedelta(days=1)],
         ).pl()
         if not forecast.is_empty():
             return forecast, "demand forecast"
-    recent = con.execute(
+    recent = con.sql(
         f"""
         select sku_id, avg(units) as units, avg(effective_price) as seen_price
         from marts.mart_demand_features
         where date > ? - interval {RECENT_DAYS} day and date <= ? and not coalesce(stockout, false)
         group by sku_id
         """,
-        [run_date, run_date],
+        params=[run_date, run_date],
     ).pl()
     return recent, f"in-stock mean of {RECENT_DAYS} days"
 

@@ -34,37 +34,27 @@ REPLAY_COLUMNS = {
 }
 
 
-def read_truth(settings: Settings, start: dt.date, end: dt.date) -> pl.DataFrame | None:
-    """The simulator's true prices and demand for ``start..end`` with the true elasticities; None without."""
-    prices, params = settings.truth_dir / "prices.parquet", settings.truth_dir / "sku_params.parquet"
-    if not (prices.is_file() and params.is_file()):
-        return None
-    truth = pl.scan_parquet(prices).filter(pl.col("date").is_between(start, end)).collect()
-    elasticities = pl.read_parquet(
-        params, columns=["sku_id", "own_price_elasticity", "cross_price_elasticity"]
-    )
-    return truth.join(elasticities, on="sku_id", how="inner")
-
-
 def replay_kpis_for(
     settings: Settings, run_date: dt.date, *, weeks: int, seeds: Sequence[int]
 ) -> dict[str, Any]:
     """Replay the policies over the ``weeks`` up to ``run_date``; write their KPIs for the run date."""
     from pipelines.ml.store import replace_partition
-    from pipelines.pricing.replay import replay_pricing
+    from pipelines.pricing.replay import WARMUP_DAYS, load_pricing_truth, replay_pricing
     from pipelines.warehouse import connect_warehouse
 
-    start = run_date - dt.timedelta(days=7 * weeks - 1)
-    truth = read_truth(settings, start, run_date)
-    if truth is None or truth.is_empty():
-        return {"skipped": f"no simulator truth for {start}..{run_date} in {settings.truth_dir}"}
+    try:
+        truth = load_pricing_truth(settings.truth_dir)
+    except FileNotFoundError:
+        return {"skipped": f"no simulator truth in {settings.truth_dir}: nothing to replay against"}
+    start = run_date - dt.timedelta(days=7 * weeks + WARMUP_DAYS - 1)
+    truth = truth.filter(pl.col("date").is_between(start, run_date))
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
-        products = con.execute("select sku_id, list_price, unit_cost from marts.dim_products").pl()
-        elasticities = con.execute(
+        products = con.sql("select sku_id, list_price, unit_cost from marts.dim_products").pl()
+        elasticities = con.sql(
             "select sku_id, own_elasticity, cross_elasticity, model_version "
             "from pricing.price_elasticity where run_date = ?",
-            [run_date],
+            params=[run_date],
         ).pl()
         if elasticities.is_empty():
             return {"skipped": f"no elasticities scored for {run_date}: score pricing first"}
@@ -83,6 +73,9 @@ def replay_kpis_for(
     means = rows.group_by("policy").agg(pl.col("revenue", "gross_margin_pct").mean()).sort("policy")
     return {
         "weeks": weeks,
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "skus": result.skus,
         "seeds": len(seeds),
         "model_version": version,
         **{f"{r['policy']}_margin_pct": round(r["gross_margin_pct"], 2) for r in means.iter_rows(named=True)},

@@ -58,13 +58,13 @@ def score_due(settings: Settings, run_date: dt.date) -> bool:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = 'pricing' "
             "and table_name = 'price_elasticity'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return True
         scored = con.execute(
             f"select count(*) from {family.output.table} where run_date = ? and model_version = ?",
             [run_date, str(champion.version)],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     finally:
         con.close()
     return scored == 0
