@@ -151,7 +151,7 @@ def simulate_chunk(g: WorldSignals, idx: np.ndarray, rng: np.random.Generator) -
 
 @dataclass(frozen=True)
 class _Market:
-    """What the SKUs face whatever the merchant does, per (sku, day)."""
+    """What the SKUs face whatever the merchant does: (sku, day) arrays, noise day-major."""
 
     context: np.ndarray  # demand multiplier: seasonality, calendar, weather, social, ramp-up, trend
     planned: np.ndarray  # the replenishment planner's daily demand forecast
@@ -190,8 +190,8 @@ def _simulate_days(
     Each morning the merchant reviews the prices of the SKUs whose weekly review falls that day:
     stock far above the planner's order-up-to level is marked down until its cover is back to
     normal (deeper every few weeks while it stays far above); cover of only a few days is marked
-    up until the next delivery arrives. Promotions start
-    at random, more often when the leaf's demand is high, never on SKUs already short of stock.
+    up until the next delivery arrives. Promotions start at random, more often when the leaf's
+    demand is high, never on SKUs already short of stock.
     Sales are demand censored by stock; a daily (s, S) rule orders against the planner's forecast.
     """
     n, n_days = active.shape
