@@ -4,8 +4,11 @@ decisions' margins and the replay's intervals; and a warehouse without pricing o
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 import statistics
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -80,6 +83,22 @@ def test_the_latest_elasticity_run_with_product_attributes(published: Settings) 
             4.0 * sku,
         )
         assert r["cross_elasticity"] == (None if sku == 5 else 0.4)
+
+
+def test_an_earlier_run_date_publishes_the_elasticity_run_it_had(published: Settings, tmp_path: Path) -> None:
+    settings = load_settings({"ECOM_HOME": str(tmp_path)})
+    settings.warehouse_path.parent.mkdir(parents=True)
+    shutil.copy(published.warehouse_path, settings.warehouse_path)
+    day = LAST_DAY - dt.timedelta(days=3)  # between the weekly runs of LAST_DAY - 7 and LAST_DAY
+
+    publish_model_output_marts(settings, day)
+
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        rows = _rows(con, "select run_date, sku_id, own_elasticity from marts.fct_price_elasticities")
+    assert {r["run_date"] for r in rows} == {LAST_DAY - dt.timedelta(days=7)}
+    assert {r["sku_id"]: r["own_elasticity"] for r in rows} == pytest.approx(
+        {sku: own_elasticity(sku, LAST_DAY - dt.timedelta(days=7)) for sku in SKUS}
+    )
 
 
 def test_price_position_against_the_cheapest_and_the_mean_rival(published: Settings) -> None:
@@ -168,36 +187,6 @@ def test_replay_means_intervals_and_paired_lifts(published: Settings) -> None:
     assert rows[(static, "revenue")]["lift_vs_static"] == 0.0
 
 
-def test_without_pricing_outputs_the_pricing_marts_are_published_empty(settings: Settings) -> None:
-    # The core stage alone: forecasts, no pricing schema.
-    settings.warehouse_path.parent.mkdir(parents=True)
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        write_input_marts(con)
-        write_forecasts(con, run_dates(2))
-
-    assert publish_model_output_marts(settings, LAST_DAY) == ALL_MARTS
-
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        counts = {t: con.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in ALL_MARTS}
-        position = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = 'marts' and table_name = 'mart_price_position'"
-            ).fetchall()
-        }
-    assert counts["fct_demand_forecasts"] > 0
-    assert {t: counts[t] for t in PRICING_MARTS} == dict.fromkeys(PRICING_MARTS, 0)
-    assert {
-        "date",
-        "sku_id",
-        "effective_price",
-        "rival_min_price",
-        "gap_to_min_pct",
-        "kept_price_advantage",
-    } <= (position)
-
-
 def test_an_unknown_binding_rule_fails_the_build_and_publishes_nothing(settings: Settings) -> None:
     make_model_output_warehouse(settings.warehouse_path, run_dates(2))
     with duckdb.connect(str(settings.warehouse_path)) as con:
@@ -218,7 +207,11 @@ def _pricing_section(html: str) -> str:
     return html[html.index('<section id="pricing">') : html.index('<section id="coverage">')]
 
 
-def test_the_report_shows_the_pricing_section_once_the_stage_has_run(settings: Settings) -> None:
+def test_without_pricing_outputs_the_marts_are_empty_and_the_report_says_so_in_one_line(
+    settings: Settings,
+) -> None:
+    """The core stage alone (no pricing schema): the pricing marts are published empty and the report's
+    section is one line; once the pricing outputs exist, the section shows them."""
     from pipelines.report import build_report
     from pipelines.report.pricing import ABSENT
     from tests.integration.test_report import make_warehouse
@@ -227,8 +220,21 @@ def test_the_report_shows_the_pricing_section_once_the_stage_has_run(settings: S
     with duckdb.connect(str(settings.warehouse_path)) as con:
         write_input_marts(con)
         write_forecasts(con, run_dates(2))
-    publish_model_output_marts(settings, LAST_DAY)  # the core stage alone: pricing marts empty
 
+    assert publish_model_output_marts(settings, LAST_DAY) == ALL_MARTS
+
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        counts = {t: con.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in ALL_MARTS}
+        position = {
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'marts' and table_name = 'mart_price_position'"
+            ).fetchall()
+        }
+    assert counts["fct_demand_forecasts"] > 0
+    assert {t: counts[t] for t in PRICING_MARTS} == dict.fromkeys(PRICING_MARTS, 0)
+    assert {"date", "sku_id", "effective_price", "rival_min_price", "gap_to_min_pct"} <= position
     before = _pricing_section(build_report(settings).read_text(encoding="utf-8"))
     assert "<h2>Dynamic pricing</h2>" in before
     assert before.count('<p class="na">') == 1 and ABSENT.replace("'", "&#39;") in before

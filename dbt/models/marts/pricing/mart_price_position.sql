@@ -60,8 +60,8 @@ rivals as (
         min(min_price) as rival_min_price,
         avg(last_price) as rival_mean_price,
         count(*) as competitors,
-        sum(observations) as observations,
-        sum(ocr_observations) as ocr_observations
+        cast(sum(observations) as bigint) as observations,
+        cast(sum(ocr_observations) as bigint) as ocr_observations
     from per_competitor
     group by run_date, sku_id
 
