@@ -296,3 +296,19 @@ def test_staleness_counts_the_wait_for_the_crawl_to_land() -> None:
     assert staleness_at_cadence([0.0, 1800.0], 20)["period_minutes"] == 30
     with pytest.raises(ValueError, match="at least one"):
         staleness_at_cadence([], 20)
+
+
+def test_the_site_answers_if_modified_since_and_if_none_match_with_304() -> None:
+    import httpx
+
+    with serve_rival_sites(_catalogue(2), DAY, faults=SiteFaults.off()) as sites:
+        url = f"{sites['rival_a']}/p/SKU-001"
+        first = httpx.get(url)
+        etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+        assert httpx.get(url, headers={"If-None-Match": etag}).status_code == 304
+        assert httpx.get(url, headers={"If-Modified-Since": modified}).status_code == 304
+        older = {"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        assert httpx.get(url, headers=older).status_code == 200
+        # If-None-Match wins: another version's tag means the page changed, whatever the date says.
+        both = {"If-None-Match": '"other"', "If-Modified-Since": modified}
+        assert httpx.get(url, headers=both).status_code == 200
