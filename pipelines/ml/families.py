@@ -7,7 +7,10 @@ import importlib
 from pipelines.ml.family import ModelFamily
 
 # name -> "module:attribute" of the family object.
-FAMILIES = {"forecast": "pipelines.forecast.family:FORECAST"}
+FAMILIES = {
+    "forecast": "pipelines.forecast.family:FORECAST",
+    "pricing": "pipelines.pricing.family:PRICING",
+}
 
 
 def get_family(name: str) -> ModelFamily:
