@@ -37,6 +37,7 @@ __all__ = [
     "LAYOUTS",
     "OBSERVATION_SCHEMA",
     "REJECTION_SCHEMA",
+    "CrawlError",
     "CrawlResult",
     "CrawlState",
     "CrawlStats",
@@ -268,6 +269,7 @@ def crawl_sites(
         The observations, the rejections and the crawl's counts.
 
     Raises:
+        CrawlError: A site URL is not http(s).
         OcrUnavailable: A price is an image and Tesseract is not installed.
     """
     return asyncio.run(crawl_sites_async(sites, wanted_codes, params, state=state, progress=progress))
@@ -285,6 +287,12 @@ async def crawl_sites_async(
     import httpx
 
     say = progress or (lambda _m: None)
+    for competitor, base in sites.items():
+        if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+            raise CrawlError(
+                f"site URL {base!r} of competitor {competitor!r} is not http(s)://host[:port]; "
+                "fix settings.crawl.sites"
+            )
     state = state if state is not None else CrawlState()
     stats = CrawlStats()
     started_at = dt.datetime.now(dt.UTC)
@@ -322,6 +330,10 @@ async def crawl_sites_async(
         stats,
         started_at,
     )
+
+
+class CrawlError(RuntimeError):
+    """A crawl cannot run or read nothing at all: a site URL that is not http(s), every site down."""
 
 
 class _FetchFailed(Exception):

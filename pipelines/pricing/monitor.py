@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.config import CrawlParams, Settings
-from pipelines.pricing.crawl import CrawlResult, CrawlState, CrawlStats, crawl_sites
+from pipelines.pricing.crawl import CrawlError, CrawlResult, CrawlState, CrawlStats, crawl_sites
 
 if TYPE_CHECKING:
     from pipelines.pricing.site import SiteFaults
@@ -94,6 +95,22 @@ class MonitorResult:
     stats: CrawlStats
     accuracy: dict[str, float] | None
 
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly (for XCom and ``--summary-out``): paths as text, NaN as None."""
+
+        def clean(values: dict[str, float]) -> dict[str, float | None]:
+            return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+
+        return {
+            "crawl_id": self.crawl_id,
+            "observations": self.observations,
+            "rejected": self.rejected,
+            "quarantine": str(self.quarantine) if self.rejected else None,
+            "batch": str(self.batch) if self.batch else None,
+            "stats": clean(self.stats.as_dict()),
+            "accuracy": clean(self.accuracy) if self.accuracy is not None else None,
+        }
+
 
 def monitored_skus(con: Any, run_date: dt.date, top: int) -> pl.DataFrame:
     """The ``top`` sellers by units over the 28 days up to ``run_date``, with their codes.
@@ -155,6 +172,8 @@ def monitor_competitors(
 
     Raises:
         ValueError: No sales to rank SKUs by (see :func:`monitored_skus`), or a broken crawl state.
+        CrawlError: Not one product page could be read (every site unreachable, say), or a site
+            URL is not http(s).
         LandingError: The crawl's batch breaks the landing contract (then it is in quarantine).
         OcrUnavailable: A rival draws prices as images and Tesseract is not installed.
     """
@@ -193,6 +212,14 @@ def monitor_competitors(
         quarantine_rejections(result.rejections, quarantine)
         if result.rejections.height:
             say(f"quarantined {result.rejections.height} rejection(s) in {quarantine}")
+        if result.observations.is_empty() and result.stats.product_pages == 0:
+            failures = result.rejections.filter(pl.col("sku_code") == "")
+            reasons = "; ".join(f"{c}: {r}" for c, r in failures.select("competitor", "reason").iter_rows())
+            why = reasons or "no wanted product is listed"
+            raise CrawlError(
+                f"no rival product page could be read for {run_date} ({why}); see {quarantine}. "
+                "Check settings.crawl.sites and that the sites answer"
+            )
 
         observed = result.observations.join(skus.select("sku_code", "sku_id"), on="sku_code", how="inner")
         batch = None

@@ -80,6 +80,8 @@ def test_monitoring_lands_quarantines_and_reruns_in_place(world_settings: Settin
     first = monitor_competitors(settings, DAY, crawl_id="20240601T101500Z", faults=faults)
 
     assert first.accuracy is not None and first.accuracy["wrong_landed"] == 0
+    summary = json.loads(json.dumps(first.summary(), allow_nan=False))  # what XCom and the CLI get
+    assert summary["crawl_id"] == "20240601T101500Z" and summary["observations"] == first.observations
     assert first.observations > 100 and first.rejected > 0
     files = sorted(p for p in first.quarantine.iterdir() if not p.name.endswith(".reason.json"))
     assert len(files) == first.rejected
@@ -144,3 +146,22 @@ def test_monitoring_without_sales_or_with_a_bad_crawl_id_says_why(world_settings
         monitor_competitors(world_settings, dt.date(2023, 12, 31))
     with pytest.raises(ValueError, match=re.escape("crawl id '../x'")):
         monitor_competitors(world_settings, DAY, crawl_id="../x")
+
+
+def test_monitoring_sites_that_do_not_answer_says_so(world_settings: Settings) -> None:
+    import socket
+
+    from pipelines.pricing.crawl import CrawlError
+
+    _build_marts(world_settings, DAY)
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    crawl = world_settings.crawl.model_copy(
+        update={"sites": {"rival_x": f"http://127.0.0.1:{port}"}, "max_retries": 0}
+    )
+    settings = world_settings.model_copy(update={"crawl": crawl})
+    with pytest.raises(
+        CrawlError, match=r"no rival product page could be read.*rival_x: robots.txt unreachable"
+    ):
+        monitor_competitors(settings, DAY)

@@ -312,3 +312,10 @@ def test_the_site_answers_if_modified_since_and_if_none_match_with_304() -> None
         # If-None-Match wins: another version's tag means the page changed, whatever the date says.
         both = {"If-None-Match": '"other"', "If-Modified-Since": modified}
         assert httpx.get(url, headers=both).status_code == 200
+
+
+def test_a_site_url_that_is_not_http_is_refused() -> None:
+    from pipelines.pricing.crawl import CrawlError
+
+    with pytest.raises(CrawlError, match=r"'ftp://rival' of competitor 'rival_x'.*settings.crawl.sites"):
+        crawl_sites({"rival_x": "ftp://rival"}, None, _params())
