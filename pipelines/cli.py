@@ -576,11 +576,19 @@ def crawl(date: RunDate = None, summary_out: SummaryOut = None) -> None:
     except (CrawlError, OcrUnavailable, ValueError) as exc:
         raise _fail(str(exc)) from exc
     summary = result.summary()
-    out.print(
-        "\n".join(f"{k}: {v}" for k, v in summary.items() if not isinstance(v, dict | list)),
-        highlight=False,
-        markup=False,
-    )
+    stats, accuracy = summary["stats"], summary["accuracy"]
+    lines = [
+        f"crawl {result.crawl_id}: {result.observations:,} rival price(s) landed, {result.rejected:,} "
+        f"quarantined{f' in {result.quarantine}' if result.rejected else ''}",
+        f"{stats['pages']:,} pages ({stats['not_modified']:,} not modified) in {stats['seconds']:.1f}s "
+        f"({stats['pages_per_second']:.1f}/s); {stats['retries']:,} retries",
+    ]
+    if accuracy:
+        lines.append(
+            f"against the simulated rivals: {accuracy['exact_share']:.2%} of prices exact, "
+            f"{int(accuracy['wrong_landed'])} wrong landed"
+        )
+    out.print("\n".join(lines), highlight=False, markup=False)
     _write_json(s, summary_out, summary)
 
 
