@@ -52,6 +52,7 @@ PERTURB = math.log(1.05)  # the xgboost elasticities' price step (+-5 %)
 RECENT_ROWS = 28  # a SKU's recent rows the perturbation averages over
 MIN_SALES = 3  # units a SKU needs before its own effect is estimated at all
 TAU_FLOOR = 0.05  # the smallest spread of true elasticities within a category we assume
+FIT_THREADS = 1  # threads per booster fit unless the params say otherwise
 NUISANCE_MAX_ROWS = 100_000  # rows each cross-fitted nuisance model learns from, at most
 
 
@@ -245,11 +246,12 @@ def partial_pool(
             grand_now = float(np.sum(w * np.where(ok, estimate, 0)) / np.sum(w))
         else:
             grand_now = prior_mean
+        kappa = float(np.median(w[ok]))  # one typical SKU's weight
         means = {}
         for c in cats:
             m = (category == c) & ok
             sw = w[m].sum()
-            means[c] = (float((w[m] * estimate[m]).sum() + grand_now / tau2) / (sw + 1 / tau2), sw)
+            means[c] = (float((w[m] * estimate[m]).sum() + kappa * grand_now) / (sw + kappa), sw + kappa)
         mu = np.array([means[c][0] for c in category])
         # DerSimonian-Laird: excess of the weighted squared deviations over their sampling part
         wf = np.where(ok, 1.0 / var, 0.0)
@@ -267,7 +269,7 @@ def partial_pool(
     precision = np.where(ok, 1.0 / var, 0.0) + 1.0 / tau2
     shrunk = (np.where(ok, estimate / var, 0.0) + mu / tau2) / precision
     shrunk_se = np.sqrt(1.0 / precision)
-    summary = {str(c): (means[c][0], math.sqrt(tau2 + 1.0 / (means[c][1] + 1 / tau2))) for c in cats}
+    summary = {str(c): (means[c][0], math.sqrt(tau2 + 1.0 / means[c][1])) for c in cats}
     return shrunk, shrunk_se, summary, math.sqrt(tau2)
 
 
@@ -564,7 +566,7 @@ def _fit_xgboost(frame: pl.DataFrame, params: Mapping[str, Any]) -> Fitted:
             "tree_method": "hist",
             "monotone_constraints": constraints,
             "seed": int(params.get("seed", 7)),
-            "nthread": int(params.get("threads", 0)) or None,
+            "nthread": int(params.get("threads", FIT_THREADS)),
             "max_delta_step": 0.7,
         },
         _labelled(fitted, frame),
@@ -724,7 +726,7 @@ def fit(kind: str, frame: pl.DataFrame, params: Mapping[str, Any]) -> Fitted:
         kind: One of :data:`KINDS`.
         frame: Rows of :func:`pipelines.pricing.dataset.prepare_pricing_frame`.
         params: ``min_price_variation``, ``seed``; ``folds`` and ``nuisance_rounds`` (dml);
-            ``rounds``, ``learning_rate``, ``max_depth`` (xgboost).
+            ``rounds``, ``learning_rate``, ``max_depth`` (xgboost); ``threads`` (default 1).
 
     Raises:
         ValueError: Unknown kind, or no rows.
@@ -733,8 +735,13 @@ def fit(kind: str, frame: pl.DataFrame, params: Mapping[str, Any]) -> Fitted:
         raise ValueError(f"unknown elasticity estimator {kind!r}; known: {', '.join(KINDS)}")
     if frame.is_empty():
         raise ValueError("no rows to estimate elasticities from")
+    from threadpoolctl import threadpool_limits
+
     started = time.perf_counter()
-    fitted = _FIT[kind](frame, params)
+    # OpenMP's spinning threads slow the boosters down many times over on a shared, busy machine;
+    # one thread each is steady (``threads`` raises it)
+    with threadpool_limits(limits=int(params.get("threads", FIT_THREADS))):
+        fitted = _FIT[kind](frame, params)
     fitted.metrics["fit_seconds"] = time.perf_counter() - started
     return fitted
 
