@@ -20,19 +20,12 @@ rival: any other choice can be swapped for one of those two without losing value
 count. That presolve is exact and leaves one variable ``y[i]`` ("move SKU i to its advantage rung",
 cost = value given up) per SKU whose best rung is above its rival, under one cardinality row. A
 single row of ones over 0-1 bounds is totally unimodular, so HiGHS's LP optimum is already integral:
-the LP relaxation *is* the MILP here, with no rounding error. Measured on this 2-core machine (shared
-with other jobs, load average 2-8) with ``python -m pipelines.pricing.optimise --skus N --method M``
-on synthetic inputs with realistic spreads (47 candidate prices per SKU, about 10 allowed after the
-change limits, target share 0.92):
-
-- ``reduced``, 100,000 SKUs: 1.3-3.7 s end to end, of which HiGHS 0.1-0.4 s (15,233 variables, one
-  row, presolve off); peak memory 450 MB. The rest is scoring the 4.7 M candidates in numpy.
-- The same reduction as a HiGHS MILP (integrality on, default presolve): 99 s at 100,000 SKUs;
-  as an LP with presolve on, 13-17 s on 25,000 variables. HiGHS's presolve, not the solve, is the
-  cost on one dense row, hence presolve off.
-- ``milp``, the full formulation (binary per allowed rung, one-rung rows, the coupling row): 13.5 s
-  at 10,000 SKUs, 45 s at 30,000, and unfinished after 11 minutes at 100,000 (stopped): it cannot
-  meet 60 s at the source's scale.
+the LP relaxation *is* the MILP here, with no rounding error. The full formulation
+(``method="milp"``: a binary per allowed rung, one-rung rows, the coupling row) grows with SKUs x
+rungs and falls far behind the cadence's budget at 100,000 SKUs, and the reduction posed as a MILP
+(integrality on) spends its time in HiGHS's presolve on the one dense row; as an LP with presolve
+off it solves in a fraction of the run, whose rest is scoring the candidates in numpy. The figures
+are in docs/benchmarks-models.md (``bench/pricing.py``).
 
 Both methods reach the same objective (``tests/unit/test_pricing_optimise.py`` checks this on
 random instances), so the full MILP stays available as a check. When the target share cannot be met

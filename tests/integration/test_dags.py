@@ -80,14 +80,17 @@ TINY_TRAINING_BUDGET = {
     "ECOM_FORECAST__XGBOOST_MAX_ROWS": "5000",
     "ECOM_FORECAST__XGBOOST_ROUNDS": "20",
 }
+# The same for the pricing family's training (the innovation DAG).
+TINY_PRICING_BUDGET = {"ECOM_PRICING__XGBOOST_ROUNDS": "30", "ECOM_PRICING__DML_FOLDS": "2"}
 
 
 @pytest.mark.slow
-def test_make_runs_main_job_runs_foundation_and_core_dags_end_to_end_and_a_rerun_is_idempotent(
+def test_make_run_runs_foundation_and_core_then_innovation_end_to_end_and_reruns_are_idempotent(
     tmp_path: Path,
 ) -> None:
     """`ecom run` (what `make run` calls) on the tiny tier: the foundation DAG, then (rollout stage
-    core, the default) the core_supply_chain DAG; then the foundation again through `ecom dag`."""
+    core, the default) the core_supply_chain DAG; then the foundation again through `ecom dag`;
+    then the innovation_pricing DAG twice, the second run skipping training and scoring."""
     env = {**os.environ, "ECOM_HOME": str(tmp_path), **TINY_TRAINING_BUDGET}
     env.pop("ECOM_ROLLOUT__STAGE", None)  # the default stage is what `make run` gets
     ecom = str(Path(sys.executable).parent / "ecom")
@@ -141,6 +144,46 @@ def test_make_runs_main_job_runs_foundation_and_core_dags_end_to_end_and_a_rerun
     # the run date's rows) is covered by tests/integration/test_forecast_pipeline.py.
     run_dag(settings, "foundation", last_day, say=lambda _: None)
     assert _published_counts(settings.warehouse_path) == counts
+
+    # The innovation stage on the same world: crawl, train, score, decide, replay, publish, report.
+    innovation = {**env, "ECOM_ROLLOUT__STAGE": "innovation", **TINY_PRICING_BUDGET}
+    for attempt in ("first", "rerun"):
+        done = subprocess.run(
+            [ecom, "dag", "innovation_pricing", "--date", last_day.isoformat()],
+            env=innovation,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, attempt + done.stdout[-3000:] + done.stderr[-3000:]
+        if attempt == "first":
+            pricing = _pricing_rows(settings.warehouse_path, last_day)
+    again = _pricing_rows(settings.warehouse_path, last_day)
+    assert pricing["elasticities"] == again["elasticities"] > 0  # trained and scored once
+    assert pricing["decisions"] == again["decisions"] == pricing["elasticities"]  # the step replaced
+    assert again["crawls"] == 2 and again["observations"] == 2 * pricing["observations"] > 0
+    assert pricing["replay_policies"] == again["replay_policies"] == 5
+    published = _published_counts(settings.warehouse_path)
+    assert all(
+        published[t] > 0 for t in ("fct_price_elasticities", "fct_price_decisions", "mart_pricing_replay")
+    )
+    assert "Dynamic pricing" in (settings.reports_dir / "index.html").read_text()
+
+
+def _pricing_rows(path: Path, day: dt.date) -> dict[str, int]:
+    with duckdb.connect(str(path)) as con:
+        one = lambda sql: con.execute(sql, [day]).fetchall()[0][0]  # noqa: E731
+        return {
+            "elasticities": one("select count(*) from pricing.price_elasticity where run_date = ?"),
+            "decisions": one("select count(*) from pricing.price_decisions where run_date = ?"),
+            "crawls": one(
+                "select count(distinct crawl_id) from pricing.competitor_observations where run_date = ?"
+            ),
+            "observations": one("select count(*) from pricing.competitor_observations where run_date = ?"),
+            "replay_policies": one(
+                "select count(distinct policy) from pricing.replay_kpis where run_date = ?"
+            ),
+        }
 
 
 def _published_counts(path: Path) -> dict[str, int]:
