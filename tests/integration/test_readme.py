@@ -76,6 +76,8 @@ TINY_BUDGET = {
     "ECOM_FORECAST__BACKTEST_FOLDS": "1",
     "ECOM_FORECAST__XGBOOST_ROUNDS": "10",
     "ECOM_FORECAST__XGBOOST_MAX_ROWS": "1000",
+    "ECOM_PRICING__XGBOOST_ROUNDS": "30",
+    "ECOM_PRICING__DML_FOLDS": "2",
 }
 
 # README command (as the README writes it) -> why it fails today, for a failure outside this test's
