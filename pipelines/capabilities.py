@@ -76,7 +76,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             "dim_products",
         ),
         features=("shelf_price", "effective_price (price elasticity input)"),
-        families=("forecast",),
+        families=("forecast", "pricing (elasticities need price variation)"),
     ),
     Capability(
         "promotions",
@@ -92,7 +92,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         ("competitor_prices",),
         models=("stg_shop__competitor_prices", "int_competitor_prices_summarized", "fct_prices_daily"),
         features=("competitor_gap_pct", "competitor_min_price", "competitor_count"),
-        families=("forecast",),
+        families=("forecast", "pricing (cross elasticity; the crawler adds live rival prices)"),
     ),
     Capability(
         "orders",
@@ -121,7 +121,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         models=("stg_shop__inventory_snapshots", "fct_inventory_daily"),
         features=("on_hand_units", "days_of_cover", "imputed stock-out flags"),
         report=("Stock-out rate, fill rate and inventory turnover tiles", "replenishment plan"),
-        families=("replenishment",),
+        families=("replenishment", "pricing (stock rules)"),
     ),
     Capability(
         "lead_times",
