@@ -78,12 +78,14 @@ dbt-docs: setup
 mlflow-ui: setup
 	$(BIN)/ecom ui mlflow --port $(MLFLOW_PORT)
 
-# Slow (the large tier runs for a while); results rewrite their sections of docs/benchmarks.md.
+# Slow (the large tier runs for a while); results rewrite their sections of docs/benchmarks.md and
+# docs/benchmarks-models.md.
 bench: setup
 	$(BIN)/python bench/generate.py --tiers small large
 	$(BIN)/python bench/foundation.py --tiers small large
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/forecast.py --tiers small
+	$(BIN)/python bench/pricing.py --size small
 
 # Regenerate the lock from the current venv after changing pyproject.toml.
 lock: setup

@@ -14,7 +14,7 @@ large tier is not needed.
 
 Each step runs as the `ecom` command a user would type; wall time and peak memory (RSS summed over
 the process tree, sampled every 0.2 s) are recorded. Results replace the `forecast` section of
-docs/benchmarks.md.
+docs/benchmarks-models.md.
 
     .venv/bin/python bench/forecast.py --tiers small
     .venv/bin/python bench/forecast.py --tiers tiny --score-skus 5000 --no-doc   # a quick check
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import Timed, machine, markers, run_measured, write_section
+from benchlib import MODELS_DOC, Timed, machine, markers, run_measured, write_section
 
 ECOM = str(Path(sys.executable).parent / "ecom")
 START, END = markers("forecast")
@@ -356,7 +356,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--score-skus", type=int, default=SCORE_TARGET_SKUS, help="SKUs in the scoring run")
     parser.add_argument("--out-root", type=Path, default=None, help="Where the temporary ECOM_HOMEs go")
-    parser.add_argument("--no-doc", action="store_true", help="Print the section; leave docs/benchmarks.md")
+    parser.add_argument(
+        "--no-doc", action="store_true", help="Print the section; leave docs/benchmarks-models.md"
+    )
     args = parser.parse_args()
     root = args.out_root or Path(tempfile.mkdtemp(prefix="bench-forecast-"))
     results = [bench_tier(tier, args.seed, root, args.score_skus) for tier in args.tiers]
@@ -365,7 +367,7 @@ def main() -> None:
         command += f" --score-skus {args.score_skus}"
     section = render(results, command)
     if not args.no_doc:
-        write_section("forecast", section)
+        write_section("forecast", section, MODELS_DOC)
     print(section)
 
 

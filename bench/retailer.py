@@ -14,7 +14,7 @@ with that mart dropped, in a second ECOM_HOME whose MLflow is the first one's, s
 scores the same SKUs and weeks.
 
 Results go, as JSON, to ``bench/out/retailer_<size>.json`` (git-ignored, as every bench output); a
-small run also replaces the ``retailer`` section of docs/benchmarks.md, with a line on the latest
+small run also replaces the ``retailer`` section of docs/benchmarks-models.md, with a line on the latest
 tiny run when there is one (a tiny run leaves the file alone).
 
     .venv/bin/python bench/retailer.py --size tiny    # the end-to-end test's budget, about 90 s
@@ -35,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchlib import Timed, machine, markers, run_measured, write_section
+from benchlib import MODELS_DOC, Timed, machine, markers, run_measured, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 ECOM = str(Path(sys.executable).parent / "ecom")
@@ -392,7 +392,7 @@ def main() -> None:
     parser.add_argument(
         "--no-doc",
         action="store_true",
-        help="Leave docs/benchmarks.md alone (small runs rewrite its section)",
+        help="Leave docs/benchmarks-models.md alone (small runs rewrite its section)",
     )
     args = parser.parse_args()
     root = args.out_root or Path(tempfile.mkdtemp(prefix="bench-retailer-"))
@@ -411,7 +411,7 @@ def main() -> None:
     section = render(result, command, tiny)
     print("\n".join(render_table(result)))
     if args.size == "small" and not args.no_doc:
-        write_section("retailer", section)
+        write_section("retailer", section, MODELS_DOC)
 
 
 if __name__ == "__main__":
