@@ -166,6 +166,32 @@ def truth_reference(truth_dir: Path) -> dict[str, Any]:
     }
 
 
+def scored_spread(settings: Any, day: dt.date) -> dict[str, Any]:
+    """How much the champion's scored elasticities could know: price variation and interval widths.
+
+    Returns:
+        model_version, skus, identified_share, the median (and 10th/90th percentile) of
+        ``price_variation`` (SD of a SKU's log price over its days) and the median width of the
+        own elasticity's interval (``own_elasticity_high - own_elasticity_low``).
+    """
+    from pipelines.warehouse import connect_warehouse
+
+    con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
+    try:
+        row = con.execute(
+            "select any_value(model_version), count(*), avg(identified::int), "
+            "quantile_cont(price_variation, 0.1), median(price_variation), "
+            "quantile_cont(price_variation, 0.9), median(own_elasticity_high - own_elasticity_low) "
+            "from pricing.price_elasticity where run_date = ?",
+            [day],
+        ).fetchone()
+    finally:
+        con.close()
+    keys = ("model_version", "skus", "identified_share", "price_variation_p10", "price_variation_median")
+    keys += ("price_variation_p90", "interval_width_median")
+    return dict(zip(keys, row or (), strict=False))
+
+
 def crawl_figures(settings: Any, day: dt.date) -> dict[str, Any]:
     """The simulated rivals' crawl on ``day``: default faults, then every price an image."""
     from pipelines.pricing.monitor import measure_simulated_crawl
@@ -310,6 +336,7 @@ def bench(size: str, seed: int, root: Path, done: dict[str, Any] | None = None) 
             **elasticity_figures(settings.tracking_uri),
             "truth_reference": truth_reference(settings.truth_dir),
         },
+        "scored_elasticities": lambda: scored_spread(settings, day),
         "crawl": lambda: crawl_figures(settings, day),
         "replay": lambda: replay_figures(settings, day),
         # Why the AI policy's margin falls short: the same replay without the advantage constraint.
@@ -538,6 +565,15 @@ def findings(r: dict[str, Any]) -> list[str]:
         )
         best = min(comp, key=lambda m: comp[m].get("truth_mae") or math.inf)
         out[-1] += f" The lowest MAE is {best}'s ({_f(comp[best].get('truth_mae'))})."
+        spread = r.get("scored_elasticities")
+        if spread and spread.get("interval_width_median") is not None:
+            out[-1] += (
+                f" Each SKU's log price varies little over the estimation window (SD median "
+                f"{spread['price_variation_median']:.3f}, 10th-90th percentile "
+                f"{spread['price_variation_p10']:.3f}-{spread['price_variation_p90']:.3f}), so the "
+                f"served elasticities' intervals are wide (median width "
+                f"{spread['interval_width_median']:.2f})."
+            )
         ref = r["elasticity"].get("truth_reference")
         if ref:
             out[-1] += (
