@@ -593,7 +593,8 @@ def _perturbation_elasticities(
     Own: the price paid moves, rival prices stay. Cross: the cheapest rival moves. The estimate is
     the change in the SKU's summed predicted units; low/high are the 10th and 90th percentiles of
     the per-row arc elasticities (how much the local effect varies over those days, not a
-    sampling interval: a tree model has none).
+    sampling interval: a tree model has none), widened to hold the estimate where the SKU's units
+    sit on a few days outside that band.
     """
     booster = fitted.models["booster"]
     recent = frame.sort("sku_id", "date").group_by("sku_id", maintain_order=True).tail(RECENT_ROWS)
@@ -614,6 +615,7 @@ def _perturbation_elasticities(
     low, high = np.full(n, np.nan), np.full(n, np.nan)
     low[spread["g"].to_numpy()] = spread["lo"].to_numpy()
     high[spread["g"].to_numpy()] = spread["hi"].to_numpy()
+    low, high = np.fmin(low, own), np.fmax(high, own)
     has_rival = recent["log_rival"].is_not_null().to_numpy()
     rup, rdown = predict(0.0, PERTURB), predict(0.0, -PERTURB)
     sums_up = np.bincount(g, np.where(has_rival, rup, 0), n)

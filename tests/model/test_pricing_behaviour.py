@@ -83,3 +83,13 @@ def test_elasticities_are_negative_where_identified(frame, kind: str) -> None:
     identified = table.filter("identified")
     assert identified.height == table.height
     assert (identified["own_elasticity"] < 0).all()
+
+
+@pytest.mark.parametrize("kind", est.KINDS)
+def test_every_estimate_lies_inside_its_own_band(frame, kind: str) -> None:
+    """The warehouse's data tests (and analysts) read low <= estimate <= high on every row."""
+    table = est.elasticities(est.fit(kind, frame, PARAMS))
+    banded = table.drop_nulls(["own_elasticity_low", "own_elasticity_high"])
+    assert banded.height == table.height
+    assert (banded["own_elasticity_low"] <= banded["own_elasticity"]).all()
+    assert (banded["own_elasticity"] <= banded["own_elasticity_high"]).all()
