@@ -106,7 +106,7 @@ def test_format_table_aligns_and_marks_missing_values() -> None:
 
 
 def test_unknown_families_are_named_with_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="unknown model family 'pricing'; known: forecast"):
-        get_family("pricing")
-    result = CliRunner().invoke(app, ["train", "pricing"])
-    assert result.exit_code == 2 and "unknown model family 'pricing'" in result.output
+    with pytest.raises(KeyError, match="unknown model family 'vision'; known: forecast, pricing"):
+        get_family("vision")
+    result = CliRunner().invoke(app, ["train", "vision"])
+    assert result.exit_code == 2 and "unknown model family 'vision'" in result.output
