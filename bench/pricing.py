@@ -351,7 +351,8 @@ def bench(size: str, seed: int, root: Path, done: dict[str, Any] | None = None) 
         result.setdefault("resumed", []).append({"commit": _commit(), "measured": added})
     # A result from before the replay recorded its share replayed the configured one.
     result["replay"].setdefault("advantage_share", settings.pricing.price_advantage_share)
-    result["machine"] = machine()
+    if done is None:
+        result["machine"] = machine()
     return _finite(result)
 
 
