@@ -254,25 +254,19 @@ def replay_figures(settings: Any, day: dt.date, advantage_share: float | None = 
     """
     import polars as pl
 
-    from pipelines.pricing.replay import WARMUP_DAYS, load_pricing_truth, replay_pricing
+    from pipelines.pricing.replay import replay_pricing
+    from pipelines.pricing.simulated import ReplayUnavailable, replay_inputs
     from pipelines.stages.innovation import REPLAY_SEEDS, REPLAY_WEEKS
     from pipelines.warehouse import connect_warehouse
 
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
-        products = con.sql("select sku_id, list_price, unit_cost from marts.dim_products").pl()
-        elasticities = con.sql(
-            "select sku_id, own_elasticity, cross_elasticity, model_version "
-            "from pricing.price_elasticity where run_date = ?",
-            params=[day],
-        ).pl()
+        truth, products, elasticities = replay_inputs(settings, con, day, REPLAY_WEEKS)
         dag = con.sql("select * from pricing.replay_kpis where run_date = ?", params=[day]).pl()
+    except ReplayUnavailable as exc:
+        raise SystemExit(f"{exc} ({settings.warehouse_path})") from exc
     finally:
         con.close()
-    if elasticities.is_empty():
-        raise SystemExit(f"no pricing.price_elasticity rows for {day} in {settings.warehouse_path}")
-    start = day - dt.timedelta(days=7 * REPLAY_WEEKS + WARMUP_DAYS - 1)
-    truth = load_pricing_truth(settings.truth_dir).filter(pl.col("date").is_between(start, day))
     params = settings.pricing
     if advantage_share is not None:
         params = params.model_copy(update={"price_advantage_share": advantage_share})

@@ -34,30 +34,53 @@ REPLAY_COLUMNS = {
 }
 
 
+class ReplayUnavailable(LookupError):
+    """The replay cannot run for a date: no simulator truth, or no elasticities scored (says which)."""
+
+
+def replay_inputs(
+    settings: Settings, con: Any, run_date: dt.date, weeks: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The truth of the ``weeks`` up to ``run_date`` (and the warm-up before), the products, and the
+    elasticities scored for the date (with their ``model_version``).
+
+    Raises:
+        ReplayUnavailable: No simulator truth in ``settings.truth_dir``, or no scores for the date.
+    """
+    from pipelines.pricing.replay import WARMUP_DAYS, load_pricing_truth
+
+    try:
+        truth = load_pricing_truth(settings.truth_dir)
+    except FileNotFoundError as exc:
+        raise ReplayUnavailable(
+            f"no simulator truth in {settings.truth_dir}: nothing to replay against"
+        ) from exc
+    start = run_date - dt.timedelta(days=7 * weeks + WARMUP_DAYS - 1)
+    products = con.sql("select sku_id, list_price, unit_cost from marts.dim_products").pl()
+    elasticities = con.sql(
+        "select sku_id, own_elasticity, cross_elasticity, model_version "
+        "from pricing.price_elasticity where run_date = ?",
+        params=[run_date],
+    ).pl()
+    if elasticities.is_empty():
+        raise ReplayUnavailable(f"no elasticities scored for {run_date}: run `ecom score pricing` first")
+    return truth.filter(pl.col("date").is_between(start, run_date)), products, elasticities
+
+
 def replay_kpis_for(
     settings: Settings, run_date: dt.date, *, weeks: int, seeds: Sequence[int]
 ) -> dict[str, Any]:
     """Replay the policies over the ``weeks`` up to ``run_date``; write their KPIs for the run date."""
     from pipelines.ml.store import replace_partition
-    from pipelines.pricing.replay import WARMUP_DAYS, load_pricing_truth, replay_pricing
+    from pipelines.pricing.replay import replay_pricing
     from pipelines.warehouse import connect_warehouse
 
-    try:
-        truth = load_pricing_truth(settings.truth_dir)
-    except FileNotFoundError:
-        return {"skipped": f"no simulator truth in {settings.truth_dir}: nothing to replay against"}
-    start = run_date - dt.timedelta(days=7 * weeks + WARMUP_DAYS - 1)
-    truth = truth.filter(pl.col("date").is_between(start, run_date))
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
-        products = con.sql("select sku_id, list_price, unit_cost from marts.dim_products").pl()
-        elasticities = con.sql(
-            "select sku_id, own_elasticity, cross_elasticity, model_version "
-            "from pricing.price_elasticity where run_date = ?",
-            params=[run_date],
-        ).pl()
-        if elasticities.is_empty():
-            return {"skipped": f"no elasticities scored for {run_date}: score pricing first"}
+        try:
+            truth, products, elasticities = replay_inputs(settings, con, run_date, weeks)
+        except ReplayUnavailable as exc:
+            return {"skipped": str(exc)}
         version = str(elasticities["model_version"][0])
         result = replay_pricing(
             truth, products, elasticities.drop("model_version"), settings.pricing, weeks=weeks, seeds=seeds
