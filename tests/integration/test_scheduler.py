@@ -58,7 +58,7 @@ print(json.dumps({d.dag_id: {t.task_id: t.pool for t in d.tasks} for d in bag.da
 """
 
 
-def test_every_task_of_both_dags_runs_in_the_warehouse_pool_which_migrate_creates_and_resizes(
+def test_every_task_of_every_dag_runs_in_the_warehouse_pool_which_migrate_creates_and_resizes(
     tmp_path: Path,
 ) -> None:
     """Watcher-mode dbt tasks included: a cleared or retried model task builds its model itself."""
@@ -75,7 +75,7 @@ def test_every_task_of_both_dags_runs_in_the_warehouse_pool_which_migrate_create
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     pools = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(pools) == {"foundation", "core_supply_chain"}
+    assert set(pools) == {"foundation", "core_supply_chain", "innovation_pricing"}
     assert any(t.startswith("dbt.") for t in pools["foundation"])
     for dag_id, tasks in pools.items():
         assert set(tasks.values()) == {"ecom_warehouse"}, (dag_id, tasks)
