@@ -187,12 +187,9 @@ def _share(value: float | None) -> str:
 
 
 def _exists(con: Any, table: str) -> bool:
-    schema, name = table.split(".", 1)
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, name],
-    ).fetchall()
-    return bool(found[0][0])
+    from pipelines.quality.store import table_exists
+
+    return table_exists(con, *table.split(".", 1))
 
 
 def _inputs(

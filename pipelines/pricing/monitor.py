@@ -299,12 +299,9 @@ def _day_prices(con: Any, run_date: dt.date, crawl_id: str, observed: pl.DataFra
 
 
 def _has_observations(con: Any) -> bool:
-    return bool(
-        con.sql(
-            "select count(*) from information_schema.tables where table_schema = 'pricing' "
-            "and table_name = 'competitor_observations'"
-        ).fetchall()[0][0]
-    )
+    from pipelines.quality.store import table_exists
+
+    return table_exists(con, *OBSERVATIONS_TABLE.split(".", 1))
 
 
 def quarantine_rejections(rejections: pl.DataFrame, folder: Path) -> list[Path]:

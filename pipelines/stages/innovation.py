@@ -47,6 +47,7 @@ def score_due(settings: Settings, run_date: dt.date) -> bool:
     """Score elasticities unless the champion's are already scored for the date."""
     from pipelines.ml.families import get_family
     from pipelines.ml.registry import champion_version
+    from pipelines.quality.store import table_exists
     from pipelines.warehouse import connect_warehouse
 
     family = get_family(FAMILY)
@@ -55,11 +56,7 @@ def score_due(settings: Settings, run_date: dt.date) -> bool:
         return True
     con = connect_warehouse(settings.warehouse_path, settings.warehouse.memory_limit)
     try:
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'pricing' "
-            "and table_name = 'price_elasticity'"
-        ).fetchall()[0][0]
-        if not exists:
+        if not table_exists(con, *family.output.table.split(".", 1)):
             return True
         scored = con.execute(
             f"select count(*) from {family.output.table} where run_date = ? and model_version = ?",
